@@ -1,0 +1,14 @@
+// The subcommands of the `t2` program. Each lives in its own cmd_<name>.cpp and
+// adds itself to the app; main.cpp lists them. A command's callback throws
+// t2::Error for user-facing failures; main turns that into a message and exit 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace t2::cli {
+
+void add_info_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+
+}  // namespace t2::cli
