@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "backbone/cpu/ops.h"
+#include "backbone/cpu/qmatmul.h"
 #include "t2/error.h"
 
 namespace t2::backbone {
@@ -18,7 +19,15 @@ namespace t2::backbone {
 void Forward::linear(int layer, MatrixKind kind, const Linear& lin, const float* x, float* y,
                      LinearHook* hook) {
   if (hook && hook->apply(layer, kind, lin, x, n_rows_, row_seq_, y)) return;
-  cpu::matmul(x, n_rows_, lin.w, lin.out, lin.in, y);
+  matmul(lin, x, n_rows_, y);
+}
+
+void Forward::matmul(const Linear& lin, const float* x, int64_t n, float* y) const {
+  if (n <= quantized_rows_max_ && lin.source && cpu::qmatmul_supported(lin.source->type)) {
+    cpu::qmatmul(x, n, lin.source->data, lin.source->type, lin.out, lin.in, y);
+  } else {
+    cpu::matmul(x, n, lin.w, lin.out, lin.in, y);
+  }
 }
 
 void Forward::run(std::span<const SequenceInput> batch, std::vector<float>& logits,
@@ -111,8 +120,7 @@ void Forward::run(std::span<const SequenceInput> batch, std::vector<float>& logi
   }
   cpu::rmsnorm(xn_.data(), model_.output_norm().data(), out_rows, D, c.rms_eps, xn_.data());
   logits.resize(size_t(out_rows * c.n_vocab));
-  const Linear& out = model_.output();
-  cpu::matmul(xn_.data(), out_rows, out.w, out.out, out.in, logits.data());
+  matmul(model_.output(), xn_.data(), out_rows, logits.data());
 }
 
 void Forward::attention(int layer, std::span<const SequenceInput> batch) {

@@ -32,6 +32,10 @@ class Forward {
  public:
   explicit Forward(const Model& model) : model_(model) {}
 
+  // Batches of at most this many token rows read quantized weights directly
+  // (cpu/qmatmul.h); larger ones run the f32 GEMM. 0 disables the quantized path.
+  void set_quantized_rows_max(int rows) { quantized_rows_max_ = rows; }
+
   // Runs the new tokens, appends them to each cache and writes the logits
   // (rows in sequence order; per sequence all new tokens or the last only) to
   // `logits` [rows x vocab]. Throws t2::Error on bad token ids or context overflow,
@@ -43,8 +47,10 @@ class Forward {
   void attention(int layer, std::span<const SequenceInput> batch);
   void linear(int layer, MatrixKind kind, const Linear& lin, const float* x, float* y,
               LinearHook* hook);
+  void matmul(const Linear& lin, const float* x, int64_t n, float* y) const;
 
   const Model& model_;
+  int quantized_rows_max_ = 8;
   // Workspace, reused across calls: [tokens x dim] each.
   std::vector<float> h_, xn_, q_, k_, v_, att_, gate_, up_;
   std::vector<int32_t> row_seq_;

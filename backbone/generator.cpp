@@ -59,7 +59,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
     GenerationResult& res = results[size_t(i)];
     const int32_t tok = samplers[size_t(i)].sample({row, size_t(c.n_vocab)});
     const auto& st = stops[size_t(i)];
-    if (std::find(st.begin(), st.end(), tok) != st.end()) {
+    if (!r.ignore_stops && std::find(st.begin(), st.end(), tok) != st.end()) {
       res.finish_reason = "stop";
       active[size_t(i)] = false;
       return;

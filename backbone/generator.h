@@ -21,6 +21,7 @@ struct GenerationRequest {
   SamplingParams sampling;
   int max_tokens = 256;
   std::vector<int32_t> stop_ids;  // empty: the tokenizer's stop ids
+  bool ignore_stops = false;      // run to max_tokens whatever is sampled
 };
 
 struct GenerationResult {
