@@ -246,7 +246,14 @@ void GgufFile::parse() {
       fail("{}: tensor '{}' row of {} elements is not a multiple of the {} block size {}", path_,
            t.name, t.dims[0], info->name, info->block_elements);
     }
-    t.n_bytes = uint64_t(n / info->block_elements) * uint64_t(info->block_bytes);
+    // Bound the block count by the file before multiplying: 2^62 f32 elements
+    // would otherwise wrap to 0 bytes and pass the data check below.
+    const uint64_t blocks = uint64_t(n / info->block_elements);
+    if (blocks > size_ / uint64_t(info->block_bytes)) {
+      fail("{}: tensor '{}' of {} {} elements needs more bytes than the {}-byte file holds",
+           path_, t.name, n, info->name, size_);
+    }
+    t.n_bytes = blocks * uint64_t(info->block_bytes);
     t.offset = cur.read<uint64_t>("tensor offset");
     if (t.offset % alignment_ != 0) {
       fail("{}: tensor '{}' offset {} is not a multiple of the alignment {}", path_, t.name,
