@@ -53,8 +53,10 @@ const TensorInfo& expect(const GgufFile& f, const std::string& name, int64_t row
   if (!ok) {
     std::string got;
     for (int64_t d : t.dims) got += (got.empty() ? "" : " x ") + std::to_string(d);
-    fail("{}: tensor '{}' has dims [{}], expected [{} x {}] for this config", f.path(), name,
-         got, cols, rows);
+    const std::string want =
+        vector ? std::to_string(cols) : std::to_string(cols) + " x " + std::to_string(rows);
+    fail("{}: tensor '{}' has dims [{}], expected [{}] for this config", f.path(), name, got,
+         want);
   }
   return t;
 }
