@@ -56,9 +56,15 @@ def main():
         x = torch.tensor([ids])
         with torch.no_grad():
             logits = model(x).logits[0].float().numpy()
-            gen = model.generate(x, max_new_tokens=64, do_sample=False,
-                                 eos_token_id=None, pad_token_id=tok.eos_token_id)
-        continuation = [int(t) for t in gen[0, len(ids):]]
+            # Plain greedy with the KV cache: argmax each step, never stopping.
+            # (model.generate applies its own logits processors, e.g. around eos.)
+            out = model(x, use_cache=True)
+            past, continuation = out.past_key_values, []
+            for _ in range(64):
+                continuation.append(int(out.logits[0, -1].argmax()))
+                out = model(torch.tensor([[continuation[-1]]]), past_key_values=past,
+                            use_cache=True)
+                past = out.past_key_values
         cases.append({"mode": mode, "text": text, "ids": ids,
                       "argmax": [int(a) for a in logits.argmax(-1)],
                       "greedy64": continuation})
