@@ -7,4 +7,7 @@ bash scripts/setup.sh
 bash scripts/fetch-model.sh
 bash scripts/build.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Tests run two at a time on two cores: OpenMP threads must sleep, not spin,
+# when they wait, or oversubscribed runs slow down several-fold.
+export OMP_WAIT_POLICY=passive
 ctest --test-dir build --output-on-failure --parallel "$(nproc)" "$@"
