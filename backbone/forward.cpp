@@ -3,6 +3,7 @@
 // comments use T = tokens in the batch, D = n_embd.
 #include "backbone/forward.h"
 
+#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -140,14 +141,25 @@ void Forward::attention(int layer, std::span<const SequenceInput> batch) {
     }
   }
 
-  // One work item per (token row, head): causal attention over its own cache.
-  const int64_t items = n_rows_ * c.n_head;
-#pragma omp parallel
+  // Long runs of new tokens (prefill): per head, scores and outputs as GEMMs.
+  // Short ones (decode): one work item per (token row, head) over its cache.
+  std::vector<int64_t> short_rows;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const int64_t n = int64_t(batch[s].tokens.size());
+    if (n >= kGemmAttentionMinTokens) {
+      attention_gemm(layer, *batch[s].cache, seq_row0_[s], n);
+    } else {
+      for (int64_t i = 0; i < n; ++i) short_rows.push_back(seq_row0_[s] + i);
+    }
+  }
+
+  const int64_t items = int64_t(short_rows.size()) * c.n_head;
+#pragma omp parallel if (items > 1)
   {
     std::vector<float> scores;
 #pragma omp for schedule(dynamic, 8)
     for (int64_t item = 0; item < items; ++item) {
-      const int64_t row = item / c.n_head;
+      const int64_t row = short_rows[size_t(item / c.n_head)];
       const int h = int(item % c.n_head), g = h / group;
       const KvCache& cache = *batch[size_t(row_seq_[size_t(row)])].cache;
       const int64_t n_ctx = row_pos_[size_t(row)] + 1;
@@ -170,6 +182,37 @@ void Forward::attention(int layer, std::span<const SequenceInput> batch) {
         for (int d = 0; d < hd; ++d) out[d] += a * vj[d];
       }
     }
+  }
+}
+
+void Forward::attention_gemm(int layer, const KvCache& cache, int64_t row0, int64_t n) {
+  const ModelConfig& c = model_.config();
+  const int hd = c.head_dim, group = c.n_head / c.n_head_kv;
+  const int64_t qd = c.q_dim(), kvd = c.kv_dim();
+  const int64_t start = row_pos_[size_t(row0)];  // position of the first new token
+  const int64_t n_ctx = start + n;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  scores_.resize(size_t(n * n_ctx));
+  const float* keys = cache.key(layer, 0);
+  const float* values = cache.value(layer, 0);
+  for (int h = 0; h < c.n_head; ++h) {
+    const int g = h / group;
+    // S [n x n_ctx] = scale * Q_h [n x hd] * K_g^T; rows of Q and K are strided.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(n_ctx), hd, scale,
+                &q_[size_t(row0 * qd + int64_t(h) * hd)], int(qd), keys + int64_t(g) * hd,
+                int(kvd), 0.0f, scores_.data(), int(n_ctx));
+    // Causal mask and softmax: new token i sees positions 0..start+i.
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      float* row = &scores_[size_t(i * n_ctx)];
+      const int64_t visible = start + i + 1;
+      cpu::softmax(row, visible);
+      std::fill(row + visible, row + n_ctx, 0.0f);
+    }
+    // O_h [n x hd] = S * V_g [n_ctx x hd].
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), hd, int(n_ctx), 1.0f,
+                scores_.data(), int(n_ctx), values + int64_t(g) * hd, int(kvd), 0.0f,
+                &att_[size_t(row0 * qd + int64_t(h) * hd)], int(qd));
   }
 }
 

@@ -45,6 +45,9 @@ class Forward {
 
  private:
   void attention(int layer, std::span<const SequenceInput> batch);
+  void attention_gemm(int layer, const KvCache& cache, int64_t row0, int64_t n);
+
+  static constexpr int64_t kGemmAttentionMinTokens = 32;
   void linear(int layer, MatrixKind kind, const Linear& lin, const float* x, float* y,
               LinearHook* hook);
   void matmul(const Linear& lin, const float* x, int64_t n, float* y) const;
@@ -52,7 +55,7 @@ class Forward {
   const Model& model_;
   int quantized_rows_max_ = 8;
   // Workspace, reused across calls: [tokens x dim] each.
-  std::vector<float> h_, xn_, q_, k_, v_, att_, gate_, up_;
+  std::vector<float> h_, xn_, q_, k_, v_, att_, gate_, up_, scores_;
   std::vector<int32_t> row_seq_;
   std::vector<int64_t> row_pos_;
   std::vector<int64_t> seq_row0_;

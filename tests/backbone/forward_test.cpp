@@ -197,6 +197,32 @@ TEST_F(TinyForward, BatchOfDifferentLengthsEqualsEachAlone) {
   }
 }
 
+TEST_F(TinyForward, LongPrefillsAfterAPrefixMatchTheReference) {
+  // 40 and 70 new tokens take the GEMM attention path, one of them after a cached
+  // prefix of 20; a 3-token sequence in the same batch takes the per-row path.
+  test::TinyLlamaSpec spec;
+  const auto model = Model::load(write(spec, "long.gguf"));
+  const RefModel ref{tiny_, spec};
+  std::vector<int32_t> a, b;
+  for (int i = 0; i < 40; ++i) a.push_back(3 + (i * 37) % 260);
+  for (int i = 0; i < 90; ++i) b.push_back(3 + (i * 53 + 11) % 260);
+  const std::vector<int32_t> c{7, 8, 9};
+  Forward fwd(*model);
+  KvCache ca(model->config()), cb(model->config()), cc(model->config());
+  std::vector<float> logits;
+  SequenceInput prefix{&cb, {b.data(), 20}, false};
+  fwd.run({&prefix, 1}, logits);
+  std::vector<SequenceInput> batch{{&ca, a, false}, {&cb, {b.data() + 20, 70}, true}, {&cc, c, false}};
+  fwd.run(batch, logits);
+  const auto want_b = ref.logits(b);
+  EXPECT_LT(max_abs_diff(&logits[0], ref.logits(a).back()), 1e-4);
+  for (int p = 0; p < 70; ++p) {
+    EXPECT_LT(max_abs_diff(&logits[size_t(1 + p) * test::kTinyVocab], want_b[size_t(20 + p)]), 1e-4)
+        << "position " << 20 + p;
+  }
+  EXPECT_LT(max_abs_diff(&logits[71 * size_t(test::kTinyVocab)], ref.logits(c).back()), 1e-4);
+}
+
 TEST_F(TinyForward, QuantizedKernelsAgreeWithF32Path) {
   for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0}) {
     test::TinyLlamaSpec spec;
