@@ -12,5 +12,6 @@ void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_audit_command(CLI::App& app);
 
 }  // namespace t2::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   t2::cli::add_generate_command(app);
   t2::cli::add_eval_command(app);
   t2::cli::add_bench_command(app);
+  t2::cli::add_audit_command(app);
 
   try {
     app.parse(argc, argv);
