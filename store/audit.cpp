@@ -46,6 +46,10 @@ Where where_of(const DecisionFilter& f, bool expert_joined = false) {
   if (f.kind) w.add(" AND d.kind = ?", std::string(to_string(*f.kind)));
   if (f.rank) w.add(" AND d.rank = ?", static_cast<int64_t>(*f.rank));
   if (f.expert) {
+    // LIMITATION: unjoined, this walks the other filters' index in time order
+    // and probes decision_experts per row, so a rarely chosen expert scans far
+    // for one page. Driving the query from decision_experts (expert,
+    // decision_id) when the expert is rare would lift it.
     w.add(expert_joined ? " AND e.expert = ?"
                         : " AND EXISTS (SELECT 1 FROM decision_experts x"
                           " WHERE x.decision_id = d.id AND x.expert = ?)",
@@ -252,6 +256,9 @@ int64_t AuditReader::count(const DecisionFilter& filter) const {
   return stmt.int64(0);
 }
 
+// LIMITATION: aggregates scan every matching decision (about a second per
+// million on one core); hourly rollup tables kept by the writer would make
+// dashboard queries independent of the table size.
 Aggregate AuditReader::aggregate(const std::vector<GroupField>& group_by,
                                  const DecisionFilter& filter) const {
   Aggregate out;
@@ -296,6 +303,9 @@ Aggregate AuditReader::aggregate(const std::vector<GroupField>& group_by,
   return out;
 }
 
+// LIMITATION: each page is its own read transaction, so a decision committed
+// during the walk with a time before the cursor is not visited. One long read
+// transaction would see a single snapshot but hold WAL checkpoints back.
 int64_t AuditReader::for_each(const DecisionFilter& filter, Order order,
                               const std::function<void(const Decision&)>& visit) const {
   PageRequest page{kMaxPageLimit, "", order};

@@ -73,6 +73,9 @@ nlohmann::json to_json(const Aggregate& aggregate) {
   return {{"group_by", groups}, {"total", aggregate.total}, {"rows", rows}};
 }
 
+// LIMITATION: fields are quoted per RFC 4180 but not defused for spreadsheets
+// (an excerpt starting with '=' opens as a formula); prefixing such cells would
+// alter the audit data, so the export leaves that to whoever opens it.
 std::string csv_field(std::string_view text) {
   if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
   std::string out = "\"";

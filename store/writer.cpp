@@ -1,6 +1,7 @@
-// The writer thread: takes what is queued (up to max_batch), runs each op in a
-// savepoint inside one BEGIN IMMEDIATE ... COMMIT, then wakes the callers that
-// wait. Ops commit in queue order, so flush() is a no-op queued behind the rest.
+// The writer thread: takes what is queued (up to max_batch), runs it in one
+// BEGIN IMMEDIATE ... COMMIT, then wakes the callers that wait. If an op fails,
+// the batch is rolled back and replayed with a savepoint per op, so only that
+// op is lost. Ops commit in queue order: flush() is a no-op queued behind the rest.
 #include "store/writer.h"
 
 #include "t2/error.h"

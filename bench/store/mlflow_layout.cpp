@@ -135,10 +135,11 @@ PeerFigures run_mlflow_layout(const std::string& path, const Workload& work,
       };
       add(tag, "task", kTasks[r.task]);
       add(tag, "strategy", kStrategies[r.strategy]);
-      add(tag, "job", std::to_string(r.job));
+      if (r.job >= 0) add(tag, "job", std::to_string(r.job));
       add(tag, "kind", r.placement ? "placement" : "request");
       for (int e = 0; e < r.expert_count; ++e) {
-        add(tag, std::string("expert.") + kExperts[r.experts[e]], fmt::format("{}", r.weights[e]));
+        add(tag, fmt::format("expert.{}", kExperts[r.experts[e]]),
+            fmt::format("{}", r.weights[e]));
       }
       std::string prompt = work.prompt(static_cast<int64_t>(i));
       add(param, "depth", std::to_string(r.depth));
@@ -166,9 +167,9 @@ PeerFigures run_mlflow_layout(const std::string& path, const Workload& work,
     std::string sql = "SELECT r.run_uuid FROM runs r";
     std::vector<std::string> values;
     auto join_tag = [&](const std::string& key, const std::string& value, bool any_value) {
-      std::string alias = "t" + std::to_string(values.size());
-      sql += " JOIN tags " + alias + " ON " + alias + ".run_uuid = r.run_uuid AND " + alias +
-             ".key = '" + key + "'";
+      std::string alias = fmt::format("t{}", values.size());
+      sql += fmt::format(" JOIN tags {0} ON {0}.run_uuid = r.run_uuid AND {0}.key = '{1}'", alias,
+                         key);
       if (!any_value) {
         sql += " AND " + alias + ".value = ?";
         values.push_back(value);
@@ -177,7 +178,7 @@ PeerFigures run_mlflow_layout(const std::string& path, const Workload& work,
     if (q.task >= 0) join_tag("task", kTasks[q.task], false);
     if (q.strategy >= 0) join_tag("strategy", kStrategies[q.strategy], false);
     if (q.job >= 0) join_tag("job", std::to_string(q.job), false);
-    if (q.expert >= 0) join_tag(std::string("expert.") + kExperts[q.expert], "", true);
+    if (q.expert >= 0) join_tag(fmt::format("expert.{}", kExperts[q.expert]), "", true);
     sql += " WHERE r.experiment_id = 1 AND r.lifecycle_stage = 'active'";
     if (q.since_us) sql += " AND r.start_time >= " + std::to_string(q.since_us / 1000);
     if (q.until_us) sql += " AND r.start_time < " + std::to_string(q.until_us / 1000);

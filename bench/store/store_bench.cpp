@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
     NewDecision d;
     d.time = from_us(r.time_us);
     d.kind = r.placement ? DecisionKind::placement : DecisionKind::request;
-    d.job = jobs[r.job];
+    if (r.job >= 0) d.job = jobs[r.job];
     d.request_id = fmt::format("req-{}", i);
     d.task = bench::kTasks[r.task];
     d.strategy = bench::kStrategies[r.strategy];

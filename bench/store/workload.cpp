@@ -22,7 +22,12 @@ Workload make_workload(int64_t rows, unsigned seed) {
     Row& r = w.rows[i];
     r.time_us = w.start_us + i * step + static_cast<int64_t>(rng() % std::max<int64_t>(step, 1));
     r.placement = rng() % 10 == 0;
-    r.job = static_cast<int>(rng() % kJobs);
+    // Jobs run a few at a time, one after another over the 30 days (job j is
+    // active around row j * rows / kJobs, with up to three neighbours), and one
+    // decision in five is an interactive request that belongs to no job.
+    int64_t slot = i * kJobs / std::max<int64_t>(rows, 1);
+    r.job = rng() % 5 == 0 ? -1
+                           : static_cast<int>(std::min<int64_t>(kJobs - 1, slot + rng() % 4));
     r.task = static_cast<int>(rng() % kTaskCount);
     r.strategy = static_cast<int>(rng() % kStrategyCount);
     r.rank = static_cast<int>(rng() % 8);

@@ -1,6 +1,7 @@
 // The decisions both layouts of the store benchmark write, and the queries both
 // answer: generated once from a seed so each layout sees identical rows.
-// Times advance with the row index (append order) over 30 days.
+// Times advance with the row index (append order) over 30 days; jobs run a few
+// at a time, and a fifth of the decisions are interactive (no job).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,8 @@ inline const char* kExperts[kExpertCount] = {"math-v3",    "code-v2",   "reason-
 struct Row {
   int64_t time_us;
   bool placement;
-  int job, task, strategy, rank, depth;
+  int job;  // -1: an interactive request, no job
+  int task, strategy, rank, depth;
   int expert_count;
   int experts[3];
   double weights[3];

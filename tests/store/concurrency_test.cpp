@@ -3,6 +3,8 @@
 // ("database is locked" included). Queued writes commit in order.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <thread>
 
@@ -92,12 +94,13 @@ TEST(Concurrency, FlushWaitsForEverythingQueuedBefore) {
   std::vector<std::thread> producers;
   for (int t = 0; t < 4; ++t) {
     producers.emplace_back([&, t] {
-      for (int i = 0; i < 500; ++i) store->record_metric(job, "k" + std::to_string(t), i, i);
+      std::string key = fmt::format("k{}", t);
+      for (int i = 0; i < 500; ++i) store->record_metric(job, key, i, i);
     });
   }
   for (auto& p : producers) p.join();
   store->flush();
-  for (int t = 0; t < 4; ++t) EXPECT_EQ(store->metrics(job, "k" + std::to_string(t)).size(), 500u);
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(store->metrics(job, fmt::format("k{}", t)).size(), 500u);
   EXPECT_GT(store->stats().largest_batch, 1) << "busy writes were not batched";
 }
 
