@@ -11,6 +11,8 @@ void add_info_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_eval_mixed_command(CLI::App& app);
+void add_fewshot_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_audit_command(CLI::App& app);
 

@@ -1,0 +1,41 @@
+// adaptation::cem_search — the cross-entropy method over a box [lo, hi]^dim
+// (docs/method.md §3, few-shot mixing): Gaussian samples clamped to the box,
+// new mean and std from the elites, member 0 of every generation after the
+// first re-evaluates the best point so far, so the returned best never gets worse.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace t2::adaptation {
+
+struct CemOptions {
+  int population = 32;
+  int elites = 6;
+  int generations = 50;
+  double init_mean = -1.0;  // < 0: 1 / dim_groups (1/K for K experts)
+  int dim_groups = 0;       // K; 0: dim
+  double init_std = 0.5;
+  double lo = 0.0, hi = 1.0;
+  double min_std = 1e-3;    // floor, so the search never freezes completely
+  uint64_t seed = 0;
+};
+
+struct CemResult {
+  std::vector<float> best;
+  double best_fitness = 0.0;
+  std::vector<double> best_per_generation;
+  int64_t evaluations = 0;
+  double seconds = 0.0;
+};
+
+// Higher is better. Called once per generation with the whole population, so the
+// callee can evaluate every member in one batch.
+using PopulationFitness =
+    std::function<std::vector<double>(const std::vector<std::vector<float>>& population)>;
+
+// Throws t2::Error on bad settings (elites outside [1, population], dim < 1, ...).
+CemResult cem_search(int dim, const PopulationFitness& fitness, const CemOptions& options);
+
+}  // namespace t2::adaptation

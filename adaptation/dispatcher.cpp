@@ -1,0 +1,227 @@
+// Two-pass dispatch: pass 1 classifies in batches (greedy), pass 2 groups the
+// requests by adapter so each group runs as one generator batch.
+#include "adaptation/dispatcher.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <map>
+
+#include "t2/error.h"
+#include "t2/log.h"
+
+namespace t2::adaptation {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string lower_trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  std::string out(s.substr(b, e - b));
+  for (auto& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+const char* strategy_name(Strategy s) {
+  switch (s) {
+    case Strategy::kNone: return "none";
+    case Strategy::kPrompt: return "prompt";
+    case Strategy::kClassifier: return "classifier";
+    case Strategy::kExpert: return "expert";
+    case Strategy::kMix: return "mix";
+  }
+  return "?";
+}
+
+AdaptSpec parse_adapt(std::string_view text) {
+  if (text == "none" || text.empty()) return {Strategy::kNone, ""};
+  if (text == "prompt") return {Strategy::kPrompt, ""};
+  if (text == "classifier") return {Strategy::kClassifier, ""};
+  auto arg = [&](std::string_view prefix) { return std::string(text.substr(prefix.size())); };
+  if (text.starts_with("expert:") && text.size() > 7) return {Strategy::kExpert, arg("expert:")};
+  if (text.starts_with("mix:") && text.size() > 4) return {Strategy::kMix, arg("mix:")};
+  fail("--adapt '{}': expected none, prompt, classifier, expert:NAME or mix:FILE", text);
+}
+
+std::string parse_boxed(std::string_view text) {
+  const auto at = text.find("\\boxed{");
+  if (at == std::string_view::npos) return "";
+  const size_t begin = at + 7;
+  const auto end = text.find('}', begin);
+  if (end == std::string_view::npos) return "";
+  return lower_trim(text.substr(begin, end - begin));
+}
+
+Dispatcher::Dispatcher(std::shared_ptr<const backbone::Model> model,
+                       std::shared_ptr<const backbone::Svf> svf,
+                       std::vector<RegisteredExpert> experts, DispatchOptions options)
+    : model_(std::move(model)), svf_(std::move(svf)), experts_(std::move(experts)),
+      options_(options), hook_(*model_, svf_), generator_(*model_) {
+  if (options_.batch_size < 1) fail("dispatch batch size should be >= 1, found {}",
+                                    options_.batch_size);
+  std::map<std::string, std::string> seen;  // category -> expert
+  for (auto& e : experts_) {
+    e.category = lower_trim(e.category);
+    if (e.category.empty() || e.category == "other")
+      fail("expert {}: category '{}' is reserved or empty; give its task a category",
+           e.name, e.category);
+    if (auto it = seen.find(e.category); it != seen.end())
+      fail("experts {} and {} both claim category '{}'; register one expert per category",
+           it->second, e.name, e.category);
+    seen[e.category] = e.name;
+    expert_adapters_.push_back(backbone::Adapter::from_expert(*svf_, *e.expert));
+  }
+}
+
+void Dispatcher::set_classifier(std::shared_ptr<const backbone::Expert> classifier) {
+  classifier_ = std::move(classifier);
+  classifier_adapter_ = backbone::Adapter::from_expert(*svf_, *classifier_);
+}
+
+void Dispatcher::set_mixture(std::vector<MixtureWeight> mixture) {
+  mixture_ = std::move(mixture);
+  mixture_adapter_ = adapter_of(mixture_);
+}
+
+const RegisteredExpert& Dispatcher::expert(const std::string& name) const {
+  for (const auto& e : experts_)
+    if (e.name == name) return e;
+  std::string known;
+  for (const auto& e : experts_) known += (known.empty() ? "" : ", ") + e.name;
+  fail("unknown expert '{}'; registered: {}", name, known.empty() ? "(none)" : known);
+}
+
+std::shared_ptr<const backbone::Adapter> Dispatcher::adapter_of(
+    std::span<const MixtureWeight> mix) {
+  std::vector<backbone::AdapterTerm> terms;
+  for (const auto& m : mix) terms.push_back({expert(m.expert).expert.get(), m.alpha,
+                                             m.slot_alpha});
+  return backbone::Adapter::mixture(*svf_, terms, "mix");
+}
+
+std::vector<std::string> Dispatcher::categories() const {
+  std::vector<std::string> out;
+  for (const auto& e : experts_) out.push_back(e.category);
+  out.push_back("other");
+  return out;
+}
+
+std::vector<backbone::ChatMessage> Dispatcher::classification_prompt(
+    std::string_view request) const {
+  std::string text =
+      "Analyze the given question and classify it into one of these categories:\n";
+  for (const auto& e : experts_) text += "- " + e.category + ": " + e.description + "\n";
+  text += "- other: anything that fits none of the categories above.\n\n";
+  text += "Question:\n";
+  text += request;
+  text += "\n\nDo not answer the question. Reply only as: Classification: \\boxed{category}";
+  return {{"user", text}};
+}
+
+Decision Dispatcher::decision_for_category(Strategy s, const std::string& category) const {
+  Decision d;
+  d.strategy = s;
+  for (size_t i = 0; i < experts_.size(); ++i) {
+    if (experts_[i].category != category) continue;
+    d.category = category;
+    d.mixture = {{experts_[i].name, 1.0f, {}}};
+    d.adapter = expert_adapters_[i];
+    return d;
+  }
+  d.category = "other";  // unknown classes run the base weights, never the last expert
+  return d;
+}
+
+std::vector<Decision> Dispatcher::classify(Strategy s, std::span<const std::string> requests) {
+  const auto& tok = model_->tokenizer();
+  if (s == Strategy::kClassifier) {
+    if (!classifier_adapter_)
+      fail("--adapt classifier needs a classification expert (--classifier FILE, trained "
+           "with `t2 train --task dispatch`)");
+    hook_.set_adapters(std::vector(size_t(options_.batch_size), classifier_adapter_));
+  }
+  std::vector<Decision> out;
+  for (size_t first = 0; first < requests.size(); first += size_t(options_.batch_size)) {
+    const size_t last = std::min(requests.size(), first + size_t(options_.batch_size));
+    std::vector<backbone::GenerationRequest> batch;
+    for (size_t i = first; i < last; ++i) {
+      if (requests[i].empty()) fail("request {} is empty; every request needs a prompt", i);
+      backbone::GenerationRequest r;
+      r.prompt = tok.encode(tok.apply_chat_template(classification_prompt(requests[i]), true));
+      r.max_tokens = options_.classify_max_tokens;
+      r.sampling = {0.0f, 1.0f, 0};  // greedy
+      batch.push_back(std::move(r));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    // One hook adapts every sequence the same way, so sequence order does not matter.
+    const auto results = generator_.generate(batch, s == Strategy::kClassifier ? &hook_ : nullptr);
+    const double share = seconds_since(t0) / double(last - first);
+    for (const auto& r : results) {
+      Decision d = decision_for_category(s, parse_boxed(r.text));
+      d.first_pass_text = r.text;
+      d.pass1_seconds = share;
+      out.push_back(std::move(d));
+    }
+  }
+  return out;
+}
+
+std::vector<Decision> Dispatcher::decide(const AdaptSpec& spec,
+                                         std::span<const std::string> requests) {
+  for (size_t i = 0; i < requests.size(); ++i)
+    if (requests[i].empty()) fail("request {} is empty; every request needs a prompt", i);
+  if (spec.strategy == Strategy::kPrompt || spec.strategy == Strategy::kClassifier)
+    return classify(spec.strategy, requests);
+
+  Decision fixed;
+  fixed.strategy = spec.strategy;
+  if (spec.strategy == Strategy::kExpert) {
+    const auto& e = expert(spec.argument);
+    fixed = decision_for_category(spec.strategy, e.category);
+  } else if (spec.strategy == Strategy::kMix) {
+    if (!mixture_adapter_) fail("--adapt mix: no mixture loaded (set_mixture)");
+    fixed.category = "mix";
+    fixed.mixture = mixture_;
+    fixed.adapter = mixture_adapter_;
+  }
+  return std::vector<Decision>(requests.size(), fixed);
+}
+
+std::vector<backbone::GenerationResult> Dispatcher::answer(
+    std::span<const backbone::GenerationRequest> requests, std::span<Decision> decisions) {
+  if (requests.size() != decisions.size())
+    fail("answer: {} requests but {} decisions", requests.size(), decisions.size());
+  // Group by adapter (null = base); each group is one batch with one adapter for
+  // all its sequences, so SvfHook picks materialized (hot) or factored per group.
+  std::map<uint64_t, std::vector<size_t>> groups;
+  for (size_t i = 0; i < requests.size(); ++i)
+    groups[decisions[i].adapter ? decisions[i].adapter->id() : 0].push_back(i);
+
+  std::vector<backbone::GenerationResult> out(requests.size());
+  for (const auto& [id, members] : groups) {
+    const auto adapter = decisions[members.front()].adapter;
+    for (size_t first = 0; first < members.size(); first += size_t(options_.batch_size)) {
+      const size_t last = std::min(members.size(), first + size_t(options_.batch_size));
+      std::vector<backbone::GenerationRequest> batch;
+      for (size_t k = first; k < last; ++k) batch.push_back(requests[members[k]]);
+      if (adapter) hook_.set_adapters(std::vector(batch.size(), adapter));
+      const auto t0 = std::chrono::steady_clock::now();
+      auto results = generator_.generate(batch, adapter ? &hook_ : nullptr);
+      const double share = seconds_since(t0) / double(last - first);
+      for (size_t k = first; k < last; ++k) {
+        out[members[k]] = std::move(results[k - first]);
+        decisions[members[k]].pass2_seconds = share;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace t2::adaptation

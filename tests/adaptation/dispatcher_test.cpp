@@ -1,0 +1,236 @@
+// Dispatch and few-shot mixing: \boxed parsing and --adapt specs, CEM on a
+// synthetic fitness with a known optimum, mixture-file validation (another
+// model, another expert set, a changed expert file, bad weights), and both
+// passes of prompt dispatch plus the log-likelihood fitness on a tiny model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "adaptation/cem.h"
+#include "adaptation/dispatcher.h"
+#include "adaptation/fewshot.h"
+#include "adaptation/mixture.h"
+#include "t2/error.h"
+#include "tests/backbone/tiny_gguf.h"
+
+namespace t2::adaptation {
+namespace {
+
+std::string temp_dir() {
+  auto d = std::filesystem::temp_directory_path() / ("t2_dispatch_" + std::to_string(getpid()));
+  std::filesystem::create_directories(d);
+  return d.string();
+}
+
+template <class F>
+void expect_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "expected an error containing '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(Dispatch, ParsesFirstBoxedWord) {
+  EXPECT_EQ(parse_boxed("Classification: \\boxed{Math}"), "math");
+  EXPECT_EQ(parse_boxed("\\boxed{ code } then \\boxed{math}"), "code");
+  EXPECT_EQ(parse_boxed("no box here"), "");
+  EXPECT_EQ(parse_boxed("\\boxed{unclosed"), "");
+  EXPECT_EQ(parse_boxed("\\boxed{}"), "");
+}
+
+TEST(Dispatch, ParsesAdaptSpecs) {
+  EXPECT_EQ(parse_adapt("none").strategy, Strategy::kNone);
+  EXPECT_EQ(parse_adapt("prompt").strategy, Strategy::kPrompt);
+  EXPECT_EQ(parse_adapt("classifier").strategy, Strategy::kClassifier);
+  EXPECT_EQ(parse_adapt("expert:gsm8k").argument, "gsm8k");
+  EXPECT_EQ(parse_adapt("mix:a.json").strategy, Strategy::kMix);
+  expect_error([] { parse_adapt("expert:"); }, "expected none, prompt");
+  expect_error([] { parse_adapt("promt"); }, "expected none, prompt");
+}
+
+// f(x, y) = -(x - 0.3)^2 - (y - 0.8)^2 has its maximum 0 at (0.3, 0.8), inside [0, 1]^2.
+TEST(Cem, FindsKnownOptimumAndNeverGetsWorse) {
+  int calls = 0;
+  auto fitness = [&](const std::vector<std::vector<float>>& pop) {
+    ++calls;
+    std::vector<double> f;
+    for (const auto& p : pop) f.push_back(-std::pow(p[0] - 0.3, 2) - std::pow(p[1] - 0.8, 2));
+    return f;
+  };
+  CemOptions o;
+  o.generations = 30;
+  const auto r = cem_search(2, fitness, o);
+  EXPECT_EQ(calls, 30);  // one call per generation: the whole population at once
+  EXPECT_EQ(r.evaluations, 30 * 32);
+  EXPECT_NEAR(r.best[0], 0.3, 0.02);
+  EXPECT_NEAR(r.best[1], 0.8, 0.02);
+  for (size_t g = 1; g < r.best_per_generation.size(); ++g)
+    EXPECT_GE(r.best_per_generation[g], r.best_per_generation[g - 1]);
+}
+
+// An optimum outside the box lands on the boundary (samples are clamped).
+TEST(Cem, ClampsToBox) {
+  auto fitness = [](const std::vector<std::vector<float>>& pop) {
+    std::vector<double> f;
+    for (const auto& p : pop) f.push_back(-std::pow(p[0] - 2.0, 2));
+    return f;
+  };
+  const auto r = cem_search(1, fitness, {});
+  EXPECT_FLOAT_EQ(r.best[0], 1.0f);
+}
+
+TEST(Cem, RejectsBadSettings) {
+  auto f = [](const std::vector<std::vector<float>>& p) { return std::vector<double>(p.size()); };
+  CemOptions o;
+  o.elites = 40;
+  expect_error([&] { cem_search(2, f, o); }, "elites");
+  expect_error([&] { cem_search(0, f, {}); }, "dimension");
+}
+
+struct TinySetup {
+  std::shared_ptr<const backbone::Model> model;
+  std::shared_ptr<const backbone::Svf> svf;
+  std::string dir;
+};
+
+const TinySetup& tiny() {
+  static TinySetup t = [] {
+    TinySetup s;
+    s.dir = temp_dir();
+    test::TinyLlamaSpec spec;
+    spec.n_ctx = 1024;  // room for the classification prompt (~280 byte tokens)
+    test::write_tiny_llama(s.dir + "/tiny.gguf", spec);
+    s.model = backbone::Model::load(s.dir + "/tiny.gguf");
+    s.svf = backbone::Svf::open(*s.model, backbone::MatrixSet::kMlp, "");
+    return s;
+  }();
+  return t;
+}
+
+Mixture sample_mixture(const TinySetup& t) {
+  Mixture m;
+  m.task = "arc_challenge";
+  m.model_sha256 = t.svf->model_sha256();
+  m.set = backbone::MatrixSet::kMlp;
+  for (const char* name : {"math", "code"}) {
+    const auto path = t.dir + "/" + name + ".safetensors";
+    backbone::expert_save(path, backbone::expert_init(*t.svf, name, "gsm8k", 3), *t.svf);
+    m.experts.push_back({name, path, backbone::file_sha256(path)});
+  }
+  m.alpha = {0.25f, 0.75f};
+  return m;
+}
+
+void edit(const std::string& path, const std::function<void(nlohmann::json&)>& f) {
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(path));
+  f(j);
+  std::ofstream(path) << j.dump();
+}
+
+TEST(Mixture, RoundTripsAndRejectsMismatches) {
+  const auto& t = tiny();
+  const Mixture m = sample_mixture(t);
+  const auto path = t.dir + "/mix.json";
+  mixture_save(path, m);
+  const auto back = mixture_load(path, *t.svf, {"code", "math"});
+  EXPECT_EQ(back.alpha, m.alpha);
+  EXPECT_EQ(back.experts.size(), 2u);
+
+  expect_error([&] { mixture_load(path, *t.svf, {"math", "sst2"}); }, "registered");
+  expect_error([&] { mixture_load(t.dir + "/nope.json", *t.svf); }, "cannot open");
+
+  edit(path, [](auto& j) { j["model_sha256"] = "00ff"; });
+  expect_error([&] { mixture_load(path, *t.svf); }, "made for model");
+  mixture_save(path, m);
+  edit(path, [](auto& j) { j["alpha"] = {0.5}; });
+  expect_error([&] { mixture_load(path, *t.svf); }, "1 alphas for 2 experts");
+  mixture_save(path, m);
+  edit(path, [](auto& j) { j["alpha"] = {0.5, -1.0}; });
+  expect_error([&] { mixture_load(path, *t.svf); }, ">= 0");
+  mixture_save(path, m);
+  edit(path, [](auto& j) { j.erase("experts"); });
+  expect_error([&] { mixture_load(path, *t.svf); }, "missing or mistyped");
+
+  mixture_save(path, m);
+  backbone::expert_save(m.experts[0].path, backbone::expert_init(*t.svf, "math", "gsm8k", 9),
+                        *t.svf);
+  expect_error([&] { mixture_load(path, *t.svf); }, "changed since");
+}
+
+TEST(Dispatch, PromptDispatchOnTinyModelReturnsDecisions) {
+  const auto& t = tiny();
+  auto math = std::make_shared<backbone::Expert>(
+      backbone::expert_init(*t.svf, "math", "gsm8k", 1));
+  auto code = std::make_shared<backbone::Expert>(
+      backbone::expert_init(*t.svf, "code", "mbpp", 2));
+  Dispatcher d(t.model, t.svf,
+               {{"math", "Math", "word problems", math}, {"code", "code", "python", code}},
+               {4, 8});
+  EXPECT_EQ(d.categories(), (std::vector<std::string>{"math", "code", "other"}));
+  // Unknown classes run the base weights, never the last expert used.
+  EXPECT_EQ(d.decision_for_category(Strategy::kPrompt, "poetry").adapter, nullptr);
+  EXPECT_NE(d.decision_for_category(Strategy::kPrompt, "math").adapter, nullptr);
+
+  const std::vector<std::string> texts = {"1+1?", "write f()", "hello", "x", "y"};
+  auto decisions = d.decide({Strategy::kPrompt, ""}, texts);
+  ASSERT_EQ(decisions.size(), texts.size());
+  for (const auto& dec : decisions) {
+    EXPECT_EQ(dec.strategy, Strategy::kPrompt);
+    EXPECT_GT(dec.pass1_seconds, 0.0);
+  }
+  // Pass 2 with a mix of decisions: base, math, code.
+  decisions[0] = d.decision_for_category(Strategy::kPrompt, "math");
+  decisions[1] = d.decision_for_category(Strategy::kPrompt, "code");
+  std::vector<backbone::GenerationRequest> reqs(texts.size());
+  for (auto& r : reqs) {
+    r.prompt = {1, 40, 50, 60};
+    r.max_tokens = 3;
+    r.ignore_stops = true;
+    r.sampling = {0.0f, 1.0f, 0};
+  }
+  const auto out = d.answer(reqs, decisions);
+  ASSERT_EQ(out.size(), texts.size());
+  for (const auto& o : out) EXPECT_EQ(o.tokens.size(), 3u);
+
+  expect_error([&] { d.decide({Strategy::kPrompt, ""}, std::vector<std::string>{""}); },
+               "empty");
+  expect_error([&] { d.decide({Strategy::kExpert, "poetry"}, texts); }, "unknown expert");
+  expect_error([&] { d.decide({Strategy::kPrompt, ""}, std::vector<std::string>{
+                                                         std::string(2000, 'x')}); },
+               "exceeds the context");
+  expect_error([&] { d.decide({Strategy::kClassifier, ""}, texts); }, "classification expert");
+}
+
+// The population's fitness in one batch equals each member scored alone.
+TEST(FewShot, BatchedFitnessMatchesOneByOne) {
+  const auto& t = tiny();
+  std::vector<std::shared_ptr<const backbone::Expert>> ex = {
+      std::make_shared<backbone::Expert>(backbone::expert_init(*t.svf, "a", "gsm8k", 4)),
+      std::make_shared<backbone::Expert>(backbone::expert_init(*t.svf, "b", "gsm8k", 5))};
+  std::vector<Example> shots(3);
+  for (int i = 0; i < 3; ++i) {
+    shots[size_t(i)].id = std::to_string(i);
+    shots[size_t(i)].messages = {{"user", "question " + std::to_string(i)}};
+    shots[size_t(i)].reference = i == 1 ? "B" : "42";
+  }
+  ShotScorer s(t.model, t.svf, ex, shots);
+  const std::vector<std::vector<float>> pop = {{0.f, 0.f}, {1.f, 0.f}, {0.3f, 0.9f}};
+  const auto all = s.score(pop);
+  ASSERT_EQ(all.size(), 3u);
+  double max_err = 0.0;
+  for (size_t m = 0; m < pop.size(); ++m) {
+    const double one = s.score({pop[m]})[0];
+    EXPECT_LT(one, 0.0);
+    max_err = std::max(max_err, std::abs(one - all[m]));
+  }
+  std::printf("batched vs one-by-one fitness: max abs err %.3g\n", max_err);
+  EXPECT_LT(max_err, 1e-3);
+}
+
+}  // namespace
+}  // namespace t2::adaptation
