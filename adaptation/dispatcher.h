@@ -19,6 +19,11 @@
 #include "backbone/svf_hook.h"
 #include "backbone/tokenizer.h"
 
+// LIMITATION: the classifier strategy runs any expert given to set_classifier,
+// but no `dispatch` task config or dataset builder (labels from the tasks'
+// training splits) exists yet, so no classification expert has been trained;
+// `t2 generate --adapt` is not wired either (use `t2 eval-mixed --adapt`).
+
 namespace t2::adaptation {
 
 enum class Strategy { kNone, kPrompt, kClassifier, kExpert, kMix };

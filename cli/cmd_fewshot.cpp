@@ -16,6 +16,10 @@
 #include "t2/error.h"
 #include "t2/log.h"
 
+// LIMITATION: fitness is the mean answer log-likelihood only; the reference's
+// accuracy-with-log-likelihood-tie-break needs a generation per (member, shot)
+// and a --fitness accuracy option wiring evaluate() per population member.
+
 namespace t2::cli {
 
 namespace {
