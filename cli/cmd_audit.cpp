@@ -132,6 +132,7 @@ void run_audit(const AuditArgs& args) {
   } else {
     print_decision_header();
     for (const auto& d : page.rows) print_decision_row(d);
+    if (page.rows.empty()) fmt::print(stderr, "no matching decisions\n");
   }
   if (!page.next_cursor.empty()) {
     fmt::print(stderr, "more rows: add --cursor {} (or --all for every row)\n",
@@ -149,7 +150,8 @@ void add_audit_command(CLI::App& app) {
 
   // name on the command line, query field, help
   const std::vector<std::tuple<std::string, std::string, std::string>> filters = {
-      {"--since", "since", "From this time, inclusive: 2024-05-01, 2024-05-01T12:00Z, -2h"},
+      {"--since", "since",
+       "From this time, inclusive: 2024-05-01, 2024-05-01T12:00Z, or --since=-2h"},
       {"--until", "until", "Up to this time, exclusive (same forms as --since)"},
       {"--task", "task", "Only decisions for this task"},
       {"--strategy", "strategy", "Only this dispatch strategy"},
