@@ -28,13 +28,37 @@ struct SvdFactors {
   double s_sum = 0.0;             // sum(s), for the rescale
 };
 
+// How the decomposition uses the cores: one matrix per thread with a
+// single-threaded LAPACK call each (default, faster here: see svf_bench), or one
+// matrix at a time with LAPACK's own threads.
+enum class SvdThreading { kOverMatrices, kInsideLapack };
+
+// $T2_CACHE, else $HOME/.cache/t2 (else ./.t2-cache when HOME is unset).
+std::string default_cache_dir();
+
+// SHA-256 (hex) of a file, streamed. With a cache_dir, remembered there in
+// model-sha256.json keyed by (absolute path, size, mtime), so the next call on
+// an unchanged file does not read it again.
+std::string file_sha256(const std::string& path, const std::string& cache_dir = "");
+
 class Svf {
  public:
   // The decomposition of `model`'s matrices in `set`: loaded (memory-mapped) from
   // cache_dir when a valid cache exists, else computed (both cores, a progress
   // line per layer) and written atomically. A stale or corrupt cache is rebuilt.
+  // The cache is cache_dir/<model sha256>/svf-<set>.safetensors; its metadata holds
+  // the model hash, the set, a format version and the SHA-256 of the data, all
+  // checked on open together with shapes and finite values. An empty cache_dir
+  // computes without caching.
   static std::shared_ptr<const Svf> open(const Model& model, MatrixSet set,
-                                         const std::string& cache_dir);
+                                         const std::string& cache_dir,
+                                         SvdThreading threading = SvdThreading::kOverMatrices);
+  // Computes the decomposition in memory (no cache), e.g. to measure it.
+  static std::shared_ptr<const Svf> build(const Model& model, MatrixSet set,
+                                          SvdThreading threading = SvdThreading::kOverMatrices);
+
+  const std::string& cache_path() const;  // empty when not backed by a cache file
+  bool loaded_from_cache() const;         // false when computed by this call
 
   MatrixSet matrix_set() const;
   const std::string& model_sha256() const;

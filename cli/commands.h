@@ -10,6 +10,7 @@ namespace t2::cli {
 void add_info_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_decompose_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_eval_mixed_command(CLI::App& app);
 void add_fewshot_command(CLI::App& app);

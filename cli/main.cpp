@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   t2::cli::add_info_command(app);
   t2::cli::add_tokenize_command(app);
   t2::cli::add_generate_command(app);
+  t2::cli::add_decompose_command(app);
   t2::cli::add_eval_command(app);
   t2::cli::add_eval_mixed_command(app);
   t2::cli::add_fewshot_command(app);

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git python3 python3-pip
   libopenblas-openmp-dev liblapacke-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
-  libsqlite3-dev sqlite3 libicu-dev
+  libsqlite3-dev sqlite3 libicu-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev libboost-system-dev
   libopenmpi-dev openmpi-bin
