@@ -207,8 +207,11 @@ SandboxResult run_python(const std::string& program, const SandboxLimits& limits
   }
   ::kill(-pid, SIGKILL);  // grandchildren left in the group
   int wstatus = 0;
-  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  struct rusage usage{};
+  while (::wait4(pid, &wstatus, 0, &usage) < 0 && errno == EINTR) {
   }
+  const double cpu_used = double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                          1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
 
   SandboxResult r;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -228,11 +231,12 @@ SandboxResult run_python(const std::string& program, const SandboxLimits& limits
     r.signal = SIGKILL;
   } else if (WIFSIGNALED(wstatus)) {
     r.signal = WTERMSIG(wstatus);
-    // SIGXCPU at the soft CPU limit, SIGKILL at the hard one (or the OOM killer).
-    r.status = r.signal == SIGXCPU ? SandboxStatus::kTimeout
-               : r.signal == SIGKILL ? (r.seconds >= double(cpu) ? SandboxStatus::kTimeout
-                                                                  : SandboxStatus::kMemory)
-                                     : SandboxStatus::kFailed;
+    // SIGXCPU at the soft CPU limit, SIGKILL at the hard one; any other SIGKILL
+    // is the kernel's OOM killer.
+    const bool cpu_spent = cpu_used >= double(cpu) - 0.05;
+    r.status = r.signal == SIGXCPU || (r.signal == SIGKILL && cpu_spent) ? SandboxStatus::kTimeout
+               : r.signal == SIGKILL                                     ? SandboxStatus::kMemory
+                                                                         : SandboxStatus::kFailed;
   } else {
     r.exit_code = WEXITSTATUS(wstatus);
     const bool out_of_memory = r.output.find("MemoryError") != std::string::npos;

@@ -15,10 +15,12 @@
 namespace t2::adaptation {
 namespace {
 
+// CPU time is the tight limit; the wall clock is generous, since a loaded test
+// machine can take seconds just to start the interpreter.
 SandboxLimits fast_limits() {
   SandboxLimits limits;
   limits.cpu_seconds = 2;
-  limits.wall_seconds = 4.0;
+  limits.wall_seconds = 30.0;
   limits.memory_bytes = int64_t(256) << 20;
   return limits;
 }
@@ -48,10 +50,11 @@ TEST(Sandbox, SyntaxErrorFails) {
 TEST(Sandbox, EndlessLoopKilledByCpuLimit) {
   SandboxLimits limits = fast_limits();
   limits.cpu_seconds = 1;
-  limits.wall_seconds = 20.0;  // the CPU limit must fire first
+  limits.wall_seconds = 60.0;  // the CPU limit must fire first
   const auto r = run_python("while True:\n    pass\n", limits);
   EXPECT_EQ(r.status, SandboxStatus::kTimeout) << r.output;
-  EXPECT_LT(r.seconds, 20.0);
+  EXPECT_NE(r.signal, 0);
+  EXPECT_LT(r.seconds, 60.0);
 }
 
 TEST(Sandbox, SleeperKilledByWallClock) {
@@ -61,7 +64,7 @@ TEST(Sandbox, SleeperKilledByWallClock) {
   EXPECT_EQ(r.status, SandboxStatus::kTimeout);
   EXPECT_EQ(r.signal, SIGKILL);
   EXPECT_GE(r.seconds, 1.0);
-  EXPECT_LT(r.seconds, 5.0);
+  EXPECT_LT(r.seconds, 10.0);
 }
 
 TEST(Sandbox, MemoryHogStopped) {
