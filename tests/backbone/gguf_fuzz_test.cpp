@@ -5,8 +5,7 @@
 // other exception fails the run; the failing input is saved for replay.
 //
 // T2_FUZZ_ITERATIONS sets the tiny-file iterations (the model header, ~160x
-// dearer to parse, gets 1/160 of them), T2_FUZZ_SEED the seed;
-// T2_FUZZ_REPLAY=<file> parses one saved input.
+// dearer to parse, gets 1/160 of them), T2_FUZZ_SEED the seed.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -50,8 +49,7 @@ const Bytes* g_current_input = nullptr;
 void save_current_input() {
   if (!g_current_input) return;
   test::write_file(failure_path(), *g_current_input);
-  std::fprintf(stderr, "failing input saved to %s (replay: T2_FUZZ_REPLAY=%s)\n",
-               failure_path().c_str(), failure_path().c_str());
+  std::fprintf(stderr, "failing input saved to %s\n", failure_path().c_str());
 }
 
 uint64_t env_u64(const char* name, uint64_t fallback) {
@@ -311,15 +309,6 @@ TEST(GgufFuzz, ModelHeader) {
   report("model header", s, seed);
 }
 
-TEST(GgufFuzz, Replay) {
-  const char* path = std::getenv("T2_FUZZ_REPLAY");
-  if (!path) GTEST_SKIP() << "set T2_FUZZ_REPLAY=<file> to parse one saved input";
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> raw((std::istreambuf_iterator<char>(in)), {});
-  Bytes image(raw.size());
-  std::memcpy(image.data(), raw.data(), raw.size());
-  std::printf("parsed: %d\n", int(parse_and_probe(image)));
-}
 
 }  // namespace
 }  // namespace t2::backbone
