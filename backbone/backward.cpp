@@ -44,6 +44,7 @@ void rmsnorm_forward(const T* x, const T* gain, int64_t n, int64_t d, float eps,
     const T* xr = x + row * d;
     T* yr = y + row * d;
     double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
     for (int64_t i = 0; i < d; ++i) ss += double(xr[i]) * double(xr[i]);
     const T r = T(1.0 / std::sqrt(ss / double(d) + double(eps)));
     for (int64_t i = 0; i < d; ++i) yr[i] = xr[i] * r * gain[i];
@@ -59,6 +60,7 @@ void rmsnorm_backward(const T* x, const T* gain, const T* dy, int64_t n, int64_t
     const T* dyr = dy + row * d;
     T* dxr = dx + row * d;
     double ss = 0.0, dot = 0.0;
+#pragma omp simd reduction(+ : ss, dot)
     for (int64_t i = 0; i < d; ++i) {
       ss += double(xr[i]) * double(xr[i]);
       dot += double(dyr[i]) * double(gain[i]) * double(xr[i]);
@@ -109,19 +111,19 @@ void rope_rotate(T* x, int n_heads, int head_dim, int n_rot, const T* table, int
 
 template <typename T>
 void swiglu_forward(const T* gate, const T* up, int64_t n, T* act) {
-#pragma omp parallel for if (n > 65536) schedule(static)
+#pragma omp parallel for simd if (n > 65536) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
-    act[i] = g / (T(1) + std::exp(-g)) * up[i];
+    act[i] = g / (T(1) + exp_t(-g)) * up[i];
   }
 }
 
 template <typename T>
 void swiglu_backward(const T* gate, const T* up, const T* dact, int64_t n, T* dgate, T* dup) {
-#pragma omp parallel for if (n > 65536) schedule(static)
+#pragma omp parallel for simd if (n > 65536) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i], u = up[i], da = dact[i];
-    const T sig = T(1) / (T(1) + std::exp(-g));
+    const T sig = T(1) / (T(1) + exp_t(-g));
     dgate[i] = da * u * sig * (T(1) + g * (T(1) - sig));
     dup[i] = da * g * sig;
   }
@@ -143,13 +145,16 @@ void block_probabilities(const AttentionShape& a, int h, int g, int64_t i0, int6
     T* pr = p + r * keys;
     const int64_t n_valid = i0 + r + 1;
     T mx = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : mx)
     for (int64_t j = 0; j < n_valid; ++j) mx = std::max(mx, pr[j]);
     double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < n_valid; ++j) {
-      pr[j] = std::exp(pr[j] - mx);
+      pr[j] = exp_t(pr[j] - mx);
       sum += double(pr[j]);
     }
     const T inv = T(1.0 / sum);
+#pragma omp simd
     for (int64_t j = 0; j < n_valid; ++j) pr[j] *= inv;
     std::fill(pr + n_valid, pr + keys, T(0));
   }
@@ -195,8 +200,10 @@ void attention_backward(const AttentionShape& a, int g, int64_t n, const T* q, c
         T* pr = p + r * keys;
         T* dpr = dp + r * keys;
         double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
         for (int64_t j = 0; j < keys; ++j) dot += double(pr[j]) * double(dpr[j]);
         const T d = T(dot);
+#pragma omp simd
         for (int64_t j = 0; j < keys; ++j) dpr[j] = pr[j] * (dpr[j] - d);  // now dS
       }
       gemm<T>(false, false, bi, hd, keys, T(a.scale), dp, keys, k + col, a.kv_ld, T(0),

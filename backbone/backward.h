@@ -4,10 +4,34 @@
 // dL/d(input); frozen weights get no gradient. Buffers are row-major.
 #pragma once
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 namespace t2::backbone::train {
+
+// e^x for f32 in plain arithmetic, so that loops over it vectorise (libm's expf does
+// not without -ffast-math): Cephes' reduction x = n ln2 + r and degree-7 polynomial,
+// 2^n from the exponent bits; within 2 ulp on [-87, 88], clamped outside. f64 (the
+// finite-difference reference) keeps std::exp.
+inline float exp_fast(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  // n = round(x / ln2) by the 1.5 * 2^23 trick (std::floor blocks vectorisation).
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  return p * std::bit_cast<float>((int32_t(n) + 127) << 23);
+}
+inline float exp_t(float x) { return exp_fast(x); }
+inline double exp_t(double x) { return std::exp(x); }
 
 // c[m x n] = alpha * op(a) * op(b) + beta * c, op = transpose when ta / tb.
 // OpenBLAS (threaded outside OpenMP regions, serial inside them).

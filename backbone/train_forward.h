@@ -4,13 +4,22 @@
 // (and activations) get gradients. Every adapted matrix runs factored, with the
 // z of the row's own sequence:  y = U (s * z * (V^T x)) * sum(s) / sum(s * z).
 //
-//   TrainForward tf(model, SvfSlots::from(svf));
+//   TrainForward tf(model, SvfSlots::from(*svf, model.config().n_layer));
 //   tf.run(batch);                          // logits() [rows x vocab], token_logprobs()
 //   add_logprob_grad(...) / add_kl_grad(...) into dlogits [rows x vocab]
 //   const auto& dz = tf.backward(dlogits);  // [sequences x total_rank]
+//   sigmoid_backward(p, dz_of_one_sequence, dp);  // to the expert's raw parameters
+//
+// Memory: one batch's activations, activation_bytes_per_row() per token (about
+// 0.8 MB for SmolLM2-135M with its MLP adapted); the caller bounds it by the batch
+// size, and sequences are independent, so a large batch can run as several calls
+// whose dz are summed.
+// LIMITATION: every layer's activations are kept; recomputing each layer from its
+// input during backward (checkpointing) would cut memory ~10x for ~50% more compute.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -66,6 +75,10 @@ struct TrainSequenceT {
 };
 
 // T = float for training, double for finite-difference checks (weights converted).
+// With at least as many sequences as OpenMP threads, the batch is split into one
+// group per thread (balanced by tokens) and each group runs the whole network on
+// its own thread with serial GEMMs: no synchronisation inside a step. Otherwise
+// one group runs with threaded GEMMs and OpenMP loops.
 template <typename T>
 class TrainForwardT {
  public:
@@ -94,48 +107,17 @@ class TrainForwardT {
   int64_t activation_bytes_per_row() const;
 
  private:
-  struct Slot;
-  struct Acts;
-  void forward_layer(int l, Acts& act);
-  void backward_layer(int l, Acts& act);
-  T* hbuf(int i);  // 2l: input of layer l, 2l+1: after its attention, 2L: final
-  void linear_forward(int l, MatrixKind kind, const T* x, T* y, Acts& act);
-  void linear_backward(int l, MatrixKind kind, const T* dy, T* dx, bool accumulate,
-                       bool need_dx, Acts& act);
-  const T* adopt(const float* src, int64_t n);
+  struct Weights;  // the model's weights and factors as T, shared read-only by passes
+  class Pass;      // a group of sequences: its rows, activations and workspace
 
-  const Model& model_;
-  SvfSlots slots_;
-  std::vector<std::vector<T>> owned_;  // converted weights when T is not float
-  std::vector<Slot> slot_w_;
-  const T* embd_ = nullptr;
-  const T* out_norm_ = nullptr;
-  const T* out_w_ = nullptr;
-  std::vector<const T*> norm_w_;    // [n_layer * 2]: attn, ffn
-  std::vector<const T*> matrix_w_;  // [n_layer * kMatrixKinds]
-  int64_t earliest_stage_ = -1;     // first stage (4 per layer) with an adapted matrix
-
-  // The batch of the last run.
-  std::vector<int64_t> seq_row0_;  // [seqs + 1]: input rows of each sequence
-  std::vector<int64_t> row_pos_;   // [n_rows]
-  std::vector<int32_t> row_seq_;
-  std::vector<int64_t> out_src_;   // [n_out]: input row of each logit row
-  std::vector<int32_t> targets_;   // [n_out]
-  std::vector<int64_t> seq_out0_;
-  std::vector<uint8_t> has_z_;     // per sequence
-  std::vector<T> z_;               // [seqs x total_rank], 1 for base sequences
-  std::vector<T> scale_;           // [seqs x total_rank]: c s z, c = sum(s) / sum(s z)
-  std::vector<double> c_, sz_sum_; // [seqs x n_slots]
-  bool factored_ = false, kept_ = false;
-  int64_t n_rows_ = 0, n_out_ = 0;
-
-  std::vector<T> rope_;
-  std::vector<T> h_;               // [(2 n_layer + 1) x n_rows x D]: layer inputs, mids, final
-  std::vector<Acts> acts_;
+  std::unique_ptr<Weights> weights_;
+  std::vector<std::unique_ptr<Pass>> passes_;
+  std::vector<std::vector<int>> groups_;  // sequences of each pass in the last run
+  std::vector<T> rope_;                   // cos/sin table (backward.h)
+  std::vector<int64_t> seq_out0_;         // [seqs + 1]: first logit row of each sequence
   std::vector<T> logits_, logprob_, dz_;
-  std::vector<double> g_;          // [seqs x max rank]: sum over rows of a * b
-  std::vector<T> xn_, att_, act_, tmp_, rank_tmp_, scratch_;  // scratch_: per thread
-  std::vector<T> dh_, dxn_, datt_, dq_, dk_, dv_, dff1_, dff2_;
+  int64_t n_out_ = 0;
+  bool kept_ = false;
 };
 
 using TrainSequence = TrainSequenceT<float>;
@@ -143,7 +125,9 @@ using TrainForward = TrainForwardT<float>;
 
 // ---- losses on logit rows (each [vocab]) --------------------------------------------
 
-// log softmax(logits)[target], accumulated in double.
+// Rows are f32 or f64; sums run in double. drow must not alias logits.
+
+// log softmax(logits)[target].
 template <typename T>
 double token_logprob(const T* logits, int64_t vocab, int32_t target);
 // drow += coef * d log softmax(logits)[target] / dlogits = coef * (onehot - softmax).
@@ -166,7 +150,7 @@ void sigmoid_backward(std::span<const T> p, std::span<const T> dz, std::span<T> 
 
 // Mixture z = sum_k alpha[k, slot] z_k (alpha per expert when per_slot is false, else
 // [K x n_slots]), then the usual rescale inside the layers. mix_backward returns
-// dalpha (same shape as alpha) from dz.
+// dalpha (same shape as alpha) from dz; the gradient to expert k is alpha_k dz.
 template <typename T>
 void mix(const SvfSlots& slots, std::span<const std::span<const T>> experts,
          std::span<const T> alpha, bool per_slot, std::span<T> z);

@@ -9,7 +9,11 @@
 
 #include "adaptation/evaluate.h"
 #include "adaptation/task.h"
+#include "backbone/expert.h"
 #include "backbone/model.h"
+#include "backbone/safetensors.h"
+#include "backbone/svf.h"
+#include "backbone/svf_hook.h"
 #include "commands.h"
 #include "t2/error.h"
 #include "t2/log.h"
@@ -24,6 +28,7 @@ struct EvalArgs {
   std::string split = "validation";
   std::string data;
   std::string expert;
+  std::string cache;
   std::string tasks_dir;
   std::string data_root;
   std::string results;
@@ -45,6 +50,28 @@ void write_results(const std::string& path, const adaptation::EvalResult& r) {
   }
 }
 
+// The SVF hook running `path`'s expert on every sequence of a batch of up to
+// `batch_size`. The SVF factors are opened for the matrix set the file names.
+std::unique_ptr<backbone::SvfHook> expert_hook(const backbone::Model& model,
+                                               const std::string& path,
+                                               const std::string& cache, int batch_size) {
+  const auto file = backbone::safetensors::File::open(path);
+  const std::string* set_name = file.find_metadata("matrix_set");
+  const auto set = backbone::parse_matrix_set(set_name ? *set_name : "mlp");
+  auto svf = backbone::Svf::open(model, set, cache.empty() ? backbone::default_cache_dir() : cache);
+  const backbone::Expert expert = backbone::expert_load(path, *svf);
+  auto adapter = backbone::Adapter::from_expert(*svf, expert);
+  log::get("adapt")->info("expert '{}' (task {}, {} matrices, validation accuracy {:.3f})",
+                          expert.name, expert.task, backbone::matrix_set_name(set),
+                          expert.validation_accuracy);
+  auto hook = std::make_unique<backbone::SvfHook>(model, svf);
+  // Every sequence runs the same adapter, so which request a batch sequence is
+  // does not matter here.
+  hook->set_adapters(std::vector<std::shared_ptr<const backbone::Adapter>>(
+      size_t(batch_size), adapter));
+  return hook;
+}
+
 void run_eval(const EvalArgs& a) {
   auto log = log::get("adapt");
   const adaptation::Task task = adaptation::Task::load(a.task, {a.tasks_dir, a.data_root});
@@ -64,14 +91,9 @@ void run_eval(const EvalArgs& a) {
   if (a.limit > 0 && size_t(a.limit) < examples.size()) examples.resize(size_t(a.limit));
   if (examples.empty()) fail("no examples to evaluate in {}", source);
 
-  if (!a.expert.empty()) {
-    // LIMITATION: experts need the SVF hook (backbone/svf_hook.h); until it is in
-    // the backbone, --expert is refused rather than silently ignored.
-    fail("--expert {}: SVF experts are not available in this build yet; evaluate the base "
-         "model by leaving out --expert", a.expert);
-  }
-
   auto model = backbone::Model::load(a.model);
+  std::unique_ptr<backbone::SvfHook> hook;
+  if (!a.expert.empty()) hook = expert_hook(*model, a.expert, a.cache, a.batch_size);
   log->info("eval {} ({}): {} examples of {} in {}; batch {}, up to {} new tokens, greedy",
             task.name(), task.category(), examples.size(), available, source, a.batch_size,
             a.max_new_tokens > 0 ? a.max_new_tokens : task.max_new_tokens());
@@ -79,6 +101,7 @@ void run_eval(const EvalArgs& a) {
   adaptation::EvalOptions options;
   options.batch_size = a.batch_size;
   options.max_new_tokens = a.max_new_tokens;
+  options.hook = hook.get();
   options.label = task.name() + "/" + (a.data.empty() ? a.split : "data");
   const auto r = adaptation::evaluate(*model, task, examples, options);
   if (!a.results.empty()) write_results(a.results, r);
@@ -124,6 +147,7 @@ void add_eval_command(CLI::App& app) {
       ->check(CLI::IsMember({"train", "validation", "test"}));
   cmd->add_option("--data", a->data, "Evaluate all records of this JSONL file (task's format)");
   cmd->add_option("--expert", a->expert, "SVF expert file to adapt the model with");
+  cmd->add_option("--cache", a->cache, "SVF cache folder (default $T2_CACHE or ~/.cache/t2)");
   cmd->add_option("--limit", a->limit, "Only the first N examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch-size", a->batch_size, "Sequences generated together")
       ->check(CLI::Range(1, 1024));

@@ -14,7 +14,10 @@ void add_decompose_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_eval_mixed_command(CLI::App& app);
 void add_fewshot_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_audit_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
+void add_client_commands(CLI::App& app);  // submit, jobs, status, cancel, experts, decisions
 
 }  // namespace t2::cli

@@ -20,8 +20,11 @@ int main(int argc, char** argv) {
   t2::cli::add_eval_command(app);
   t2::cli::add_eval_mixed_command(app);
   t2::cli::add_fewshot_command(app);
+  t2::cli::add_train_command(app);
   t2::cli::add_bench_command(app);
   t2::cli::add_audit_command(app);
+  t2::cli::add_serve_command(app);
+  t2::cli::add_client_commands(app);
 
   try {
     app.parse(argc, argv);

@@ -95,6 +95,7 @@ bool Channel::start_sends() {
   }
   for (auto& [dest, envelope] : batch) {
     Send s;
+    s.dest = dest;
     s.bytes = encode(envelope);
     T2_MPI_CHECK(MPI_Isend(s.bytes.data(), int(s.bytes.size()), MPI_BYTE, dest, kTagEnvelope,
                            MPI_COMM_WORLD, &s.request));
@@ -230,6 +231,17 @@ bool Channel::drain(double timeout_s, const std::function<void(Incoming&&)>& on_
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return false;
+}
+
+void Channel::abandon_sends_to(int rank) {
+  for (Send& s : sending_)
+    if (s.dest == rank) {
+      abandoned_sends_.push_back(std::move(s));
+      s.dest = -1;
+    }
+  std::erase_if(sending_, [](const Send& s) { return s.dest < 0; });
+  std::lock_guard lock(mutex_);
+  std::erase_if(outbox_, [rank](const auto& e) { return e.first == rank; });
 }
 
 ChannelStats Channel::stats() const {

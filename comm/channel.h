@@ -75,6 +75,9 @@ class Channel {
   // Owner thread: keep polling (messages handed to on_message) until all queued
   // and started sends have completed, or `timeout_s` passed. True when drained.
   bool drain(double timeout_s, const std::function<void(Incoming&&)>& on_message);
+  // Owner thread: `rank` is gone; its pending sends are dropped from drain()'s
+  // wait (their buffers stay alive while MPI may still hold them).
+  void abandon_sends_to(int rank);
   // True when an aborted all-reduce is still pending inside MPI.
   bool has_abandoned_collectives() const { return !abandoned_reduces_.empty(); }
 
@@ -83,6 +86,7 @@ class Channel {
  private:
   struct Send {
     MPI_Request request = MPI_REQUEST_NULL;
+    int dest = 0;
     std::vector<std::byte> bytes;
   };
   struct Reduce {
@@ -111,6 +115,7 @@ class Channel {
 
   // Owner thread only.
   std::vector<Send> sending_;
+  std::vector<Send> abandoned_sends_;  // to lost ranks
   std::vector<std::unique_ptr<Reduce>> running_;
   std::vector<std::unique_ptr<Reduce>> abandoned_reduces_;  // aborted, still inside MPI
   // LIMITATION: communicators are kept until exit (MPI_Comm_free is collective

@@ -56,8 +56,11 @@ void Envelope::set_blob_floats(std::span<const float> values) {
 }
 
 std::vector<std::byte> encode(const Envelope& envelope) {
-  const std::string body = envelope.body.dump(-1, ' ', false,
-                                              nlohmann::json::error_handler_t::replace);
+  // A default-constructed body ({} in an initializer list is null) is sent as {}.
+  const std::string body = envelope.body.is_null()
+                               ? std::string("{}")
+                               : envelope.body.dump(-1, ' ', false,
+                                                    nlohmann::json::error_handler_t::replace);
   const size_t total = kEnvelopeHeaderBytes + body.size() + envelope.blob.size();
   if (total > kMaxEnvelopeBytes)
     fail("envelope '{}' of {} bytes is over the {} byte limit", kind_name(envelope.kind), total,

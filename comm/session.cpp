@@ -1,6 +1,8 @@
 // MPI init and finalize for one process (see session.h).
 #include "comm/session.h"
 
+#include <cstdlib>
+
 #include "comm/mpi_check.h"
 #include "t2/error.h"
 #include "t2/log.h"
@@ -8,6 +10,13 @@
 namespace t2::comm {
 
 Session::Session(int* argc, char*** argv) {
+  // Open MPI's shared-memory transport copies large messages straight out of the
+  // sender's memory (CMA). When a worker dies in the middle of such a message the
+  // receiver's copy fails inside the transport and rank 0 stops making progress,
+  // so a lost worker could take the coordinator with it. Plain copies through the
+  // shared segment leave a half-received message pending instead, which the
+  // engine abandons with the lost rank. A value set by the user wins.
+  setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", /*overwrite=*/0);
   int provided = 0;
   T2_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
   if (provided < MPI_THREAD_FUNNELED)

@@ -12,8 +12,9 @@ namespace t2::comm {
 
 class Session {
  public:
-  // Calls MPI_Init_thread; sets the log rank (t2/log.h) to this rank.
-  Session(int* argc, char*** argv);
+  // Calls MPI_Init_thread (argc and argv may be null); sets the log rank
+  // (t2/log.h) to this rank.
+  Session(int* argc = nullptr, char*** argv = nullptr);
   ~Session();  // MPI_Finalize (returns even with a lost peer's collective pending)
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

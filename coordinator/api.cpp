@@ -25,10 +25,8 @@ int64_t parse_id(const std::string& text, const char* what) {
 }
 
 json parse_body(const HttpRequest& req) {
-  if (!req.content_type.empty() && req.content_type.find("json") == std::string::npos)
-    throw ApiError{415, "unsupported_media_type",
-                   fmt::format("send JSON (Content-Type: application/json), not '{}'",
-                               req.content_type)};
+  // The body is read as JSON whatever Content-Type says (curl -d sends a form
+  // type); what is not JSON is refused below.
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded())
     throw ApiError{400, "invalid_json", "the request body is not valid JSON"};
@@ -137,14 +135,14 @@ HttpResponse Api::route(HttpRequest& req, HttpReply& reply, bool& deferred) {
       }
       if (sub == "cancel") {
         if (m != "POST") return method_not_allowed("POST");
-        deferred = true;
         cancel_job(id, reply);
+        deferred = true;  // only once it did not throw: errors are answered here
         return {};
       }
       if (sub == "events") {
         if (m != "GET") return method_not_allowed("GET");
-        deferred = true;
         job_events(id, req.query, reply);
+        deferred = true;  // only once it did not throw: errors are answered here
         return {};
       }
       if (sub == "results") {
@@ -162,14 +160,14 @@ HttpResponse Api::route(HttpRequest& req, HttpReply& reply, bool& deferred) {
     }
     if (what == "generate" && seg.size() == 2) {
       if (m != "POST") return method_not_allowed("POST");
-      deferred = true;
       generate(req, reply);
+      deferred = true;
       return {};
     }
     if (what == "chat" && seg.size() == 3 && seg[2] == "completions") {
       if (m != "POST") return method_not_allowed("POST");
-      deferred = true;
       chat(req, reply);
+      deferred = true;
       return {};
     }
     if (what == "models" && seg.size() == 2) {

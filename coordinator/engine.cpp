@@ -207,7 +207,7 @@ void Engine::start(double now) {
 
 void Engine::on_message(comm::Incoming&& in, double now) {
   Impl& m = *impl_;
-  m.clock = std::max(m.clock, now);
+  now = m.clock = std::max(m.clock, now);  // the planner needs time that never goes back
   auto rank = m.ranks.find(in.source);
   if (rank != m.ranks.end()) rank->second.last_seen = now;
   const json& body = in.envelope.body;
@@ -252,7 +252,7 @@ void Engine::on_message(comm::Incoming&& in, double now) {
 
 bool Engine::tick(double now) {
   Impl& m = *impl_;
-  m.clock = std::max(m.clock, now);
+  now = m.clock = std::max(m.clock, now);
   std::deque<Command> commands;
   {
     std::lock_guard lock(m.mutex);
@@ -285,19 +285,32 @@ bool Engine::tick(double now) {
       const SchedJobId id = m.waiting.front();
       m.waiting.pop_front();
       auto it = m.jobs.find(id);
-      if (it != m.jobs.end()) m.admit(it->second, now);
+      if (it == m.jobs.end()) continue;
+      try {
+        m.admit(it->second, now);
+      } catch (const std::exception& e) {
+        m.fail_job(it->second, fmt::format("could not schedule: {}", e.what()));
+      }
     }
   }
 
   if (now - m.last_liveness > 0.5) {
     m.last_liveness = now;
-    m.check_liveness(now);
-    m.expire_sync(now);
+    try {
+      m.check_liveness(now);
+      m.expire_sync(now);
+    } catch (const std::exception& e) {
+      m.log->error("liveness: {}", e.what());
+    }
   }
   const bool any = !commands.empty();
   if (!draining_ && (any || now - m.last_dispatch > 0.05)) {
     m.last_dispatch = now;
-    m.dispatch(now);
+    try {
+      m.dispatch(now);
+    } catch (const std::exception& e) {
+      m.log->error("dispatch: {}", e.what());  // logged; the service goes on
+    }
   }
   if (any || now - m.last_publish > 0.1) {
     m.last_publish = now;
@@ -375,6 +388,7 @@ void Engine::Impl::lose_rank(int rank, const std::string& why, double now) {
   std::set<SchedJobId> affected;
   for (const auto& [id, p] : placements)
     if (p.rank == rank) affected.insert(p.job);
+  channel.abandon_sends_to(rank);  // they will never complete; do not wait for them
   auto aborts = planner.remove_rank(rank, now);
   for (const auto& a : aborts) affected.insert(a.job);
   handle_aborts(aborts, fmt::format("rank {} lost", rank));
@@ -387,6 +401,7 @@ void Engine::Impl::lose_rank(int rank, const std::string& why, double now) {
                                        ? "the running step is dropped and runs again"
                                        : "its shards run again on the remaining ranks"}});
   }
+  publish(now);  // health and metrics say so at once
 }
 
 void Engine::Impl::handle_aborts(const std::vector<scheduler::Abort>& aborts,
@@ -396,16 +411,18 @@ void Engine::Impl::handle_aborts(const std::vector<scheduler::Abort>& aborts,
     uint64_t key = 0;
     if (it != placements.end()) {
       auto job = jobs.find(it->second.job);
-      if (it->second.train && job != jobs.end() && job->second.step) {
-        key = job->second.step->comm_key;
-        job->second.step.reset();  // the planner issues the step again
+      if (it->second.train) {
+        key = it->second.comm_key;
+        if (job != jobs.end()) job->second.step.reset();  // the planner issues it again
       }
       placements.erase(it);
     }
     auto r = ranks.find(a.rank);
     if (r != ranks.end() && r->second.alive) {
       json body = {{"placement", a.id}, {"reason", scheduler::reason_name(a.reason)}};
-      if (key && a.reason == scheduler::AbortReason::kStepLost) body["abort_allreduce"] = key;
+      // Members of an aborted step must not wait for the others' gradients. The
+      // key is never used again: the job ended, or its group lost a member.
+      if (key) body["abort_allreduce"] = key;
       channel.post(a.rank, comm::Envelope{comm::Kind::kCancel, body, {}});
     }
     log->debug("placement {} (job {} shard {}) on rank {} aborted: {} ({})", a.id, a.job,

@@ -95,6 +95,7 @@ struct PlacementInfo {
   store::DecisionId decision = 0;
   double sent_at = 0;
   bool train = false;
+  uint64_t comm_key = 0;  // training: the step group's communicator
 };
 
 struct Command {

@@ -93,6 +93,7 @@ void Engine::Impl::send_step(std::vector<scheduler::Placement>& slices, LiveJob&
     info.rank = p.rank;
     info.sent_at = now;
     info.train = true;
+    info.comm_key = run.comm_key;
     info.decision = record_placement(p, job);
     placements.emplace(p.id, std::move(info));
     run.outstanding.insert(p.id);

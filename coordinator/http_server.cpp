@@ -59,7 +59,7 @@ std::chrono::milliseconds ms(double seconds) {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, HttpServer::Impl& server)
-      : stream_(std::move(socket)), server_(server) {
+      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server) {
     ++server_.counters.connections;
     beast::error_code ec;
     const auto peer = stream_.socket().remote_endpoint(ec);
@@ -86,13 +86,25 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(server_.options.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
-    stream_.expires_after(ms(served_ == 0 ? server_.options.read_timeout_s
-                                          : server_.options.idle_timeout_s));
+    // Our own timer, not the stream's expiry: that would close the socket, and
+    // a client cut off by the timeout should still read its 408.
+    stream_.expires_never();
+    timed_out_ = false;
+    timer_.expires_after(ms(served_ == 0 ? server_.options.read_timeout_s
+                                         : server_.options.idle_timeout_s));
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // cancelled: the request arrived in time
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::on_read, shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
+    timer_.cancel();
+    if (timed_out_ && ec) ec = beast::error::timeout;
     if (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
         ec == net::error::operation_aborted)
       return do_close();
@@ -202,6 +214,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
+  net::steady_timer timer_;
+  bool timed_out_ = false;
   HttpServer::Impl& server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;

@@ -28,6 +28,7 @@ struct StoreStats {
   int64_t largest_batch = 0;
   int64_t queued = 0;
   std::string last_error;
+  double writer_cpu_seconds = 0;  // busy time of the writer thread
 };
 
 class Store {

@@ -4,6 +4,8 @@
 // op is lost. Ops commit in queue order: flush() is a no-op queued behind the rest.
 #include "store/writer.h"
 
+#include <ctime>
+
 #include "t2/error.h"
 #include "t2/log.h"
 
@@ -73,6 +75,11 @@ void Writer::loop() {
     has_room_.notify_all();
     commit_batch(batch);
     batch.clear();
+
+    timespec cpu{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    std::lock_guard lock(mutex_);
+    stats_.cpu_seconds = cpu.tv_sec + cpu.tv_nsec / 1e9;
   }
 }
 

@@ -27,6 +27,7 @@ struct WriterStats {
   int64_t largest_batch = 0;
   int64_t queued = 0;
   std::string last_error;  // of the last failed queued op
+  double cpu_seconds = 0;  // CPU time of the writer thread so far
 };
 
 class Writer {

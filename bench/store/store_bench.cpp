@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   bool insert_only = false;
   bool keep = false;  // leave the t2 database for inspection
   int64_t peer_rows = 200'000;
+  Options options;  // the defaults: fsync per commit
   std::string dir = std::filesystem::temp_directory_path().string();
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--rows") && i + 1 < argc) rows = std::atoll(argv[++i]);
@@ -85,11 +86,15 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--no-peer")) peer = false;
     else if (!std::strcmp(argv[i], "--insert-only")) insert_only = true;
     else if (!std::strcmp(argv[i], "--keep")) keep = true;
+    else if (!std::strcmp(argv[i], "--no-fsync")) options.fsync_each_commit = false;
+    else if (!std::strcmp(argv[i], "--cache-mib") && i + 1 < argc)
+      options.writer_cache_mib = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--peer-rows") && i + 1 < argc)
       peer_rows = std::atoll(argv[++i]);
     else {
       fmt::print(stderr, "usage: store_bench [--rows N] [--queries N] [--dir D] [--no-peer] "
-                         "[--peer-rows N] [--insert-only] [--keep]\n");
+                         "[--peer-rows N] [--insert-only] [--keep] [--no-fsync] "
+                         "[--cache-mib N]\n");
       return 2;
     }
   }
@@ -104,7 +109,7 @@ int main(int argc, char** argv) {
   fmt::print("{:<44} {:>14} {:>14} {:>8}\n", "figure", "t2 store", "mlflow layout", "ratio");
 
   // --- insert ---------------------------------------------------------------
-  auto store = Store::open(path);
+  auto store = Store::open(path, options);
   std::vector<JobId> jobs;
   for (int j = 0; j < bench::kJobs; ++j) {
     jobs.push_back(store->submit_job({JobType::generate, {{"j", j}}, 0, std::nullopt}).job.id);
@@ -136,12 +141,13 @@ int main(int argc, char** argv) {
   store->flush();
   double t2_insert = seconds_since(start);
   double t2_insert_cpu = cpu_seconds() - cpu_start;
+  StoreStats stats = store->stats();
   if (insert_only) {
-    fmt::print("insert: {:.0f} rows/s wall, {:.0f} rows per CPU-second\n", rows / t2_insert,
-               rows / t2_insert_cpu);
+    fmt::print("insert: {:.0f} rows/s wall, {:.0f} rows per CPU-second, {:.0f} rows per "
+               "writer-thread CPU-second\n",
+               rows / t2_insert, rows / t2_insert_cpu, rows / stats.writer_cpu_seconds);
     return 0;
   }
-  StoreStats stats = store->stats();
 
   // --- queries ------------------------------------------------------------------
   std::vector<bench::Query> qs = bench::make_queries(work, queries, 7);
@@ -227,6 +233,8 @@ int main(int argc, char** argv) {
   row("insert, rows/s (batched, fsync per commit)", rows / t2_insert,
       peer_or(peer_rows / mlflow.insert_s), "/s", true);
   row("insert, rows per CPU-second (all threads)", rows / t2_insert_cpu, none, "/s", true);
+  row("insert, rows per writer-thread CPU-second", rows / stats.writer_cpu_seconds, none, "/s",
+      true);
   row("filtered query limit 100, p50", percentile(t2_ms, 0.50), peer_or(mlflow.query_p50_ms),
       "ms", false);
   row("filtered query limit 100, p99", percentile(t2_ms, 0.99), peer_or(mlflow.query_p99_ms),

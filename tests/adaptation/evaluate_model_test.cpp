@@ -3,21 +3,35 @@
 // interval, per-example results), not the accuracy.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "adaptation/evaluate.h"
+#include "backbone/expert.h"
 #include "backbone/model.h"
+#include "backbone/svf.h"
+#include "backbone/svf_hook.h"
 
 namespace t2::adaptation {
 namespace {
 
+const backbone::Model& model() {
+  static const auto m = backbone::Model::load(T2_MODEL_PATH);
+  return *m;
+}
+
+const Task& copa() {
+  static const Task t = Task::load("copa", {T2_SOURCE_DIR "/configs/tasks", T2_DATA_DIR});
+  return t;
+}
+
 TEST(EvaluateModel, SixteenExamples) {
-  const auto model = backbone::Model::load(T2_MODEL_PATH);
-  const Task task = Task::load("copa", {T2_SOURCE_DIR "/configs/tasks", T2_DATA_DIR});
+  const Task& task = copa();
   auto examples = task.examples(Split::kValidation);
   examples.resize(16);
 
   EvalOptions options;
   options.batch_size = 8;  // two batches
-  const EvalResult r = evaluate(*model, task, examples, options);
+  const EvalResult r = evaluate(model(), task, examples, options);
 
   ASSERT_EQ(r.n, 16);
   ASSERT_EQ(r.examples.size(), 16u);
@@ -55,6 +69,36 @@ TEST(EvaluateModel, SixteenExamples) {
     const Score s = task.score(e, "The answer is " + e.reference + ".");
     EXPECT_TRUE(s.correct);
     EXPECT_EQ(s.reward, 1.0f);
+  }
+}
+
+// An expert with uniform z (p = 0, z = 0.5 everywhere) gives back W after the
+// rescale, so evaluating through the SVF hook answers as the base model does.
+TEST(EvaluateModel, UniformExpertAnswersAsTheBase) {
+  const Task& task = copa();
+  auto examples = task.examples(Split::kValidation);
+  examples.resize(4);
+  auto svf =
+      backbone::Svf::open(model(), backbone::MatrixSet::kMlp, backbone::default_cache_dir());
+  backbone::Expert expert = backbone::expert_init(*svf, "uniform", "copa", 0);
+  std::fill(expert.p.begin(), expert.p.end(), 0.0f);
+  backbone::SvfHook hook(model(), svf);
+  hook.set_adapters(std::vector<std::shared_ptr<const backbone::Adapter>>(
+      4, backbone::Adapter::from_expert(*svf, expert)));
+
+  EvalOptions options;
+  options.batch_size = 4;
+  const EvalResult base = evaluate(model(), task, examples, options);
+  options.hook = &hook;
+  const EvalResult adapted = evaluate(model(), task, examples, options);
+
+  const auto& st = hook.stats();
+  EXPECT_GT(st.materialized_rows + st.factored_rows, 0) << "the expert never ran";
+  ASSERT_EQ(adapted.n, 4);
+  EXPECT_EQ(adapted.correct, base.correct);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(adapted.examples[i].extracted, base.examples[i].extracted)
+        << base.examples[i].completion << " | " << adapted.examples[i].completion;
   }
 }
 
