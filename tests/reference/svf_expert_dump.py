@@ -4,7 +4,7 @@
 printed exactly (f32 -> Python float is exact; JSON keeps every digit), so a test
 can compare t2's writer bit for bit. Used by tests/backbone/svf_expert_test.cpp.
 
-  /opt/t2ref/bin/python tests/reference/svf_expert_dump.py FILE
+  .venv/bin/python tests/reference/svf_expert_dump.py FILE   (scripts/setup.sh makes .venv)
 """
 import json
 import sys
