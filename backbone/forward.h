@@ -18,6 +18,13 @@ namespace t2::backbone {
 class LinearHook {
  public:
   virtual ~LinearHook() = default;
+  // Called before each Forward::run of a multi-request driver (Generator) with
+  // the request index of every batch sequence: sequences leave the batch and
+  // prefill runs in chunks, so sequence i is not request i. An empty span resets
+  // to the identity (sequence i is request i), as for a direct Forward::run.
+  virtual void begin_batch(std::span<const int> request_of_sequence) {
+    (void)request_of_sequence;
+  }
   virtual bool apply(int layer, MatrixKind kind, const Linear& base, const float* x, int64_t n,
                      std::span<const int32_t> row_seq, float* y) = 0;
 };

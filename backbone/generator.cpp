@@ -1,5 +1,7 @@
 // Batched generation (see generator.h): chunked prefill of all prompts, then
-// one forward pass per step over every still-active sequence.
+// one forward pass per step over every still-active sequence. Before each pass
+// the hook learns which request every batch sequence is (rows shift as
+// sequences stop and prefill chunks advance).
 #include "backbone/generator.h"
 
 #include <algorithm>
@@ -83,6 +85,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
       batch.push_back({caches[size_t(i)].get(), requests[size_t(i)].prompt, false});
       ids.push_back(i++);
     }
+    if (hook) hook->begin_batch(ids);
     forward_.run(batch, logits, hook);
     for (size_t b = 0; b < ids.size(); ++b) {
       if (requests[size_t(ids[b])].max_tokens == 0) {
@@ -105,10 +108,12 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
       ids.push_back(i);
     }
     if (batch.empty()) break;
+    if (hook) hook->begin_batch(ids);
     forward_.run(batch, logits, hook);
     for (size_t b = 0; b < ids.size(); ++b) take(ids[b], &logits[b * size_t(c.n_vocab)]);
   }
   stats_.decode_seconds = seconds_since(t0);
+  if (hook) hook->begin_batch({});  // a later direct Forward::run means sequence = request
 
   for (GenerationResult& r : results) {
     stats_.generated_tokens += int64_t(r.tokens.size());

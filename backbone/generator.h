@@ -45,7 +45,8 @@ class Generator {
 
   // Runs all requests to completion. Throws t2::Error (before any work) on an
   // empty prompt, a prompt past the context, or bad sampling settings.
-  // `hook`, if given, adapts linear layers per sequence (SVF experts).
+  // `hook`, if given, adapts linear layers per request (SVF experts): before
+  // each forward pass it gets begin_batch(request index of every sequence).
   std::vector<GenerationResult> generate(const std::vector<GenerationRequest>& requests,
                                          LinearHook* hook = nullptr);
 

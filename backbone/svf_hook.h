@@ -129,12 +129,9 @@ class SvfHook : public LinearHook {
   // The adapter of each request (nullptr: base weights). Forward's batch
   // sequence i runs requests[i] unless begin_batch says otherwise.
   void set_adapters(std::vector<std::shared_ptr<const Adapter>> adapters);
-  // Which request each batch sequence of the next forward calls is.
-  // LIMITATION: Generator does not call this yet (nor does LinearHook declare it),
-  // so under Generator sequence i must be request i: true while all prompts are
-  // prefilled in one chunk and no sequence stops early. A LinearHook::begin_batch
-  // virtual called by Generator with its `ids` before each Forward::run lifts it.
-  void begin_batch(std::span<const int> request_of_sequence);
+  // Which request each batch sequence of the next forward calls is (Generator
+  // calls it before every run; empty: sequence i is request i).
+  void begin_batch(std::span<const int> request_of_sequence) override;
   void set_options(const SvfHookOptions& options) { options_ = options; }
 
   bool apply(int layer, MatrixKind kind, const Linear& base, const float* x, int64_t n,
