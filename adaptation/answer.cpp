@@ -141,7 +141,8 @@ AnswerKind parse_answer_kind(std::string_view name) {
   if (name == "choice") return AnswerKind::kChoice;
   if (name == "exact") return AnswerKind::kExact;
   if (name == "code") return AnswerKind::kCode;
-  fail("unknown answer kind '{}'; expected numeric, choice, exact or code", name);
+  if (name == "boxed") return AnswerKind::kBoxed;
+  fail("unknown answer kind '{}'; expected numeric, choice, exact, code or boxed", name);
 }
 
 const char* answer_kind_name(AnswerKind kind) {
@@ -150,8 +151,25 @@ const char* answer_kind_name(AnswerKind kind) {
     case AnswerKind::kChoice: return "choice";
     case AnswerKind::kExact: return "exact";
     case AnswerKind::kCode: return "code";
+    case AnswerKind::kBoxed: return "boxed";
   }
   return "?";
+}
+
+std::string parse_boxed(std::string_view text) {
+  const auto at = text.find("\\boxed{");
+  if (at == std::string_view::npos) return "";
+  const size_t begin = at + 7;
+  const auto end = text.find('}', begin);
+  if (end == std::string_view::npos) return "";
+  std::string_view inner = text.substr(begin, end - begin);
+  while (!inner.empty() && std::isspace(static_cast<unsigned char>(inner.front())))
+    inner.remove_prefix(1);
+  while (!inner.empty() && std::isspace(static_cast<unsigned char>(inner.back())))
+    inner.remove_suffix(1);
+  std::string out(inner);
+  for (auto& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 std::optional<std::string> extract_last_number(std::string_view s) {

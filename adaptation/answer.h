@@ -10,8 +10,9 @@
 
 namespace t2::adaptation {
 
-enum class AnswerKind { kNumeric, kChoice, kExact, kCode };
-AnswerKind parse_answer_kind(std::string_view name);  // numeric|choice|exact|code; throws
+// kBoxed: the first \boxed{...} word is the label (dispatch classification).
+enum class AnswerKind { kNumeric, kChoice, kExact, kCode, kBoxed };
+AnswerKind parse_answer_kind(std::string_view name);  // numeric|choice|exact|code|boxed; throws
 const char* answer_kind_name(AnswerKind kind);
 
 // --- numeric ---------------------------------------------------------------
@@ -44,6 +45,12 @@ std::string canonical_label(std::string_view text);
 // (synonyms count, "not entailed" is "no").
 std::optional<std::string> extract_label(std::string_view completion,
                                          std::span<const std::string> labels);
+
+// --- boxed labels ----------------------------------------------------------
+
+// The first \boxed{...} content in `text`, trimmed and lower-cased; "" when
+// none. The Dispatcher's pass 1 and the dispatch task's reward both read it.
+std::string parse_boxed(std::string_view text);
 
 // --- code ------------------------------------------------------------------
 

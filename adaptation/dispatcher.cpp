@@ -3,10 +3,10 @@
 #include "adaptation/dispatcher.h"
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <map>
 
+#include "adaptation/dispatch_task.h"
 #include "t2/error.h"
 #include "t2/log.h"
 
@@ -16,15 +16,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-std::string lower_trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  std::string out(s.substr(b, e - b));
-  for (auto& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 }  // namespace
@@ -50,15 +41,6 @@ AdaptSpec parse_adapt(std::string_view text) {
   fail("--adapt '{}': expected none, prompt, classifier, expert:NAME or mix:FILE", text);
 }
 
-std::string parse_boxed(std::string_view text) {
-  const auto at = text.find("\\boxed{");
-  if (at == std::string_view::npos) return "";
-  const size_t begin = at + 7;
-  const auto end = text.find('}', begin);
-  if (end == std::string_view::npos) return "";
-  return lower_trim(text.substr(begin, end - begin));
-}
-
 Dispatcher::Dispatcher(std::shared_ptr<const backbone::Model> model,
                        std::shared_ptr<const backbone::Svf> svf,
                        std::vector<RegisteredExpert> experts, DispatchOptions options)
@@ -68,7 +50,7 @@ Dispatcher::Dispatcher(std::shared_ptr<const backbone::Model> model,
                                     options_.batch_size);
   std::map<std::string, std::string> seen;  // category -> expert
   for (auto& e : experts_) {
-    e.category = lower_trim(e.category);
+    e.category = dispatch_label(e.category);
     if (e.category.empty() || e.category == "other")
       fail("expert {}: category '{}' is reserved or empty; give its task a category",
            e.name, e.category);
@@ -81,6 +63,24 @@ Dispatcher::Dispatcher(std::shared_ptr<const backbone::Model> model,
 }
 
 void Dispatcher::set_classifier(std::shared_ptr<const backbone::Expert> classifier) {
+  // A classifier answers in the categories it was trained on: the same list,
+  // order and descriptions (its prompt) as these experts give, or it is refused.
+  const auto trained = classifier_categories(classifier->training);
+  const auto ours = dispatch_categories();
+  auto names = [](const std::vector<DispatchCategory>& v) {
+    std::string s;
+    for (const auto& c : v) s += (s.empty() ? "" : ", ") + c.name;
+    return s;
+  };
+  if (trained.empty()) {
+    log::get("adapt")->warn("classifier {} records no dispatch categories (not trained with "
+                            "`t2 train --task dispatch`); using it as given", classifier->name);
+  } else if (trained != ours) {
+    fail("classifier {} was trained for categories [{}] but the registered experts give [{}] "
+         "(order and descriptions count: they make the prompt); train it again with "
+         "`t2 train --task dispatch --experts ...` listing these experts in this order",
+         classifier->name, names(trained), names(ours));
+  }
   classifier_ = std::move(classifier);
   classifier_adapter_ = backbone::Adapter::from_expert(*svf_, *classifier_);
 }
@@ -113,16 +113,15 @@ std::vector<std::string> Dispatcher::categories() const {
   return out;
 }
 
+std::vector<DispatchCategory> Dispatcher::dispatch_categories() const {
+  std::vector<DispatchCategory> out;
+  for (const auto& e : experts_) out.push_back({e.category, e.description});
+  return out;
+}
+
 std::vector<backbone::ChatMessage> Dispatcher::classification_prompt(
     std::string_view request) const {
-  std::string text =
-      "Analyze the given question and classify it into one of these categories:\n";
-  for (const auto& e : experts_) text += "- " + e.category + ": " + e.description + "\n";
-  text += "- other: anything that fits none of the categories above.\n\n";
-  text += "Question:\n";
-  text += request;
-  text += "\n\nDo not answer the question. Reply only as: Classification: \\boxed{category}";
-  return {{"user", text}};
+  return classification_messages(dispatch_categories(), request);
 }
 
 Decision Dispatcher::decision_for_category(Strategy s, const std::string& category) const {
@@ -156,6 +155,10 @@ std::vector<Decision> Dispatcher::classify(Strategy s, std::span<const std::stri
       backbone::GenerationRequest r;
       r.prompt = tok.encode(tok.apply_chat_template(classification_prompt(requests[i]), true));
       r.max_tokens = options_.classify_max_tokens;
+      if (int64_t(r.prompt.size()) + r.max_tokens > model_->config().n_ctx)
+        fail("request {}: its pass-1 classification prompt is {} tokens, with {} new tokens it "
+             "exceeds the context of {}; shorten the request", i, r.prompt.size(), r.max_tokens,
+             model_->config().n_ctx);
       r.sampling = {0.0f, 1.0f, 0};  // greedy
       batch.push_back(std::move(r));
     }

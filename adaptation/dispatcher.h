@@ -12,17 +12,14 @@
 #include <string_view>
 #include <vector>
 
+#include "adaptation/answer.h"
+#include "adaptation/dispatch_prompt.h"
 #include "backbone/expert.h"
 #include "backbone/generator.h"
 #include "backbone/model.h"
 #include "backbone/svf.h"
 #include "backbone/svf_hook.h"
 #include "backbone/tokenizer.h"
-
-// LIMITATION: the classifier strategy runs any expert given to set_classifier,
-// but no `dispatch` task config or dataset builder (labels from the tasks'
-// training splits) exists yet, so no classification expert has been trained;
-// `t2 generate --adapt` is not wired either (use `t2 eval-mixed --adapt`).
 
 namespace t2::adaptation {
 
@@ -63,12 +60,9 @@ struct Decision {
   double pass2_seconds = 0.0;  // this request's share of its pass-2 group
 };
 
-// The first \boxed{...} content in `text`, trimmed and lower-cased; "" when none.
-std::string parse_boxed(std::string_view text);
-
 struct DispatchOptions {
   int batch_size = 16;         // requests per pass-1 batch
-  int classify_max_tokens = 24;  // pass-1 budget: "Classification: \boxed{math}"
+  int classify_max_tokens = kClassifyMaxTokens;  // pass-1 budget
 };
 
 class Dispatcher {
@@ -77,14 +71,18 @@ class Dispatcher {
              std::shared_ptr<const backbone::Svf> svf, std::vector<RegisteredExpert> experts,
              DispatchOptions options = {});
 
-  // The expert used for pass 1 of the classifier strategy.
+  // The expert used for pass 1 of the classifier strategy. Throws when its
+  // metadata records other categories than these experts' (dispatch_task.h).
   void set_classifier(std::shared_ptr<const backbone::Expert> classifier);
   // A fixed mixture (strategy kMix): every request runs with it.
   void set_mixture(std::vector<MixtureWeight> mixture);
 
   // Categories in registration order, plus "other" last.
   std::vector<std::string> categories() const;
-  // The classification prompt of pass 1 for one request's text.
+  // Categories with their descriptions, in registration order ("other" implied).
+  std::vector<DispatchCategory> dispatch_categories() const;
+  // The classification prompt of pass 1 for one request's text
+  // (classification_messages of dispatch_categories()).
   std::vector<backbone::ChatMessage> classification_prompt(std::string_view request) const;
   // A category name (possibly unknown) to the decision it implies.
   Decision decision_for_category(Strategy s, const std::string& category) const;
@@ -99,6 +97,8 @@ class Dispatcher {
   const std::vector<RegisteredExpert>& experts() const { return experts_; }
   const RegisteredExpert& expert(const std::string& name) const;  // throws when unknown
   const backbone::SvfHook::Stats& hook_stats() const { return hook_.stats(); }
+  // Token counts and speed of the last generator batch (the last pass-2 group).
+  const backbone::GenerationStats& last_stats() const { return generator_.last_stats(); }
 
  private:
   std::shared_ptr<const backbone::Adapter> adapter_of(std::span<const MixtureWeight> mix);

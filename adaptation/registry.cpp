@@ -1,6 +1,7 @@
 // Expert lookup for the CLI: name -> file -> checked expert + its task's category.
 #include "adaptation/registry.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "t2/error.h"
@@ -32,6 +33,26 @@ std::vector<LoadedExpert> load_experts(const std::vector<std::string>& specs,
 std::vector<RegisteredExpert> registered(const std::vector<LoadedExpert>& experts) {
   std::vector<RegisteredExpert> out;
   for (const auto& e : experts) out.push_back(e.registered);
+  return out;
+}
+
+std::vector<MixtureWeight> mixture_weights(const std::string& file, const backbone::Svf& svf,
+                                           const std::vector<LoadedExpert>& experts) {
+  std::vector<std::string> names;
+  for (const auto& e : experts) names.push_back(e.registered.name);
+  const Mixture m = mixture_load(file, svf, names);
+  std::vector<MixtureWeight> out;
+  for (size_t i = 0; i < m.experts.size(); ++i) {
+    const auto& me = m.experts[i];
+    const auto it = std::find_if(experts.begin(), experts.end(),
+                                 [&](const LoadedExpert& e) { return e.registered.name == me.name; });
+    if (backbone::file_sha256(it->path) != me.sha256)
+      fail("mixture {} was made with expert {} from {}, but the registered {} is another file "
+           "({}); register the same expert files or re-run `t2 fewshot`", file, me.name,
+           me.path, me.name, it->path);
+    out.push_back({me.name, m.alpha[i],
+                   m.slot_alpha.empty() ? std::vector<float>{} : m.slot_alpha[i]});
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "adaptation/dispatcher.h"
+#include "adaptation/mixture.h"
 #include "adaptation/task.h"
 
 namespace t2::adaptation {
@@ -23,5 +24,12 @@ std::vector<LoadedExpert> load_experts(const std::vector<std::string>& specs,
                                        const TaskPaths& paths = {});
 
 std::vector<RegisteredExpert> registered(const std::vector<LoadedExpert>& experts);
+
+// The mixture in `file` as Dispatcher weights, checked against `experts`: the
+// model and matrix set (mixture_load), the same expert names, and the same
+// files (each registered expert's SHA-256 equals the one the mixture recorded).
+// Throws t2::Error naming the mismatch and the fix.
+std::vector<MixtureWeight> mixture_weights(const std::string& file, const backbone::Svf& svf,
+                                           const std::vector<LoadedExpert>& experts);
 
 }  // namespace t2::adaptation

@@ -243,7 +243,34 @@ Task Task::parse(std::string_view toml_text, const std::string& origin,
   return t;
 }
 
+Task Task::from_examples(BuiltTaskSpec spec) {
+  if (spec.name.empty() || spec.category.empty())
+    fail("built task: name and category are required");
+  if (spec.train.empty() || spec.validation.empty())
+    fail("built task {}: {} train and {} validation examples; both splits need some",
+         spec.name, spec.train.size(), spec.validation.size());
+  if (spec.max_new_tokens < 1 || spec.max_new_tokens > 8192)
+    fail("built task {}: max_new_tokens should be in [1, 8192], found {}", spec.name,
+         spec.max_new_tokens);
+  Task t;
+  t.built_ = true;
+  t.even_odd_ = false;
+  t.name_ = std::move(spec.name);
+  t.category_ = std::move(spec.category);
+  t.description_ = std::move(spec.description);
+  t.answer_kind_ = spec.answer;
+  t.labels_ = std::move(spec.labels);
+  t.max_new_tokens_ = spec.max_new_tokens;
+  t.built_train_ = std::move(spec.train);
+  t.built_validation_ = std::move(spec.validation);
+  t.train_rule_ = std::move(spec.train_rule);
+  t.validation_rule_ = std::move(spec.validation_rule);
+  t.metadata_ = std::move(spec.metadata);
+  return t;
+}
+
 bool Task::has_split(Split split) const {
+  if (built_) return split != Split::kTest;
   return split != Split::kTest || !test_path_.empty();
 }
 
@@ -258,6 +285,7 @@ std::string Task::data_path(Split split) const {
 
 std::string Task::split_rule(Split split) const {
   if (!has_split(split)) return "none";
+  if (built_) return split == Split::kTrain ? train_rule_ : validation_rule_;
   if (even_odd_ && split == Split::kTrain) return "even indices of " + train_path_;
   if (even_odd_ && split == Split::kValidation) return "odd indices of " + train_path_;
   return "all of " + data_path(split);
@@ -266,6 +294,7 @@ std::string Task::split_rule(Split split) const {
 std::vector<Example> Task::examples(Split split) const {
   if (!has_split(split))
     fail("task '{}' has no {} split (set data.test in its config)", name_, split_name(split));
+  if (built_) return split == Split::kTrain ? built_train_ : built_validation_;
   const Dataset ds = read_dataset(data_path(split), format_, on_bad_line_);
   std::vector<Example> out;
   for (const auto& r : ds.records) {
@@ -319,6 +348,11 @@ Score Task::score(const Example& e, std::string_view completion) const {
       auto label = extract_label(completion, labels_);
       s.extracted = label.value_or("");
       s.correct = label && *label == canonical_label(e.reference);
+      break;
+    }
+    case AnswerKind::kBoxed: {  // references are stored lower-case, as parse_boxed returns
+      s.extracted = parse_boxed(completion);
+      s.correct = !s.extracted.empty() && s.extracted == e.reference;
       break;
     }
     case AnswerKind::kCode: {

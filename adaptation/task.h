@@ -13,6 +13,7 @@
 #include "adaptation/dataset.h"
 #include "adaptation/sandbox.h"
 #include "backbone/tokenizer.h"
+#include "nlohmann/json.hpp"
 
 namespace t2::adaptation {
 
@@ -50,8 +51,23 @@ struct Score {
   float reward = 0.0f;
 };
 
+// A task built in code rather than read from a config (the dispatch
+// classifier's): its examples per split are given, it has no test split.
+struct BuiltTaskSpec {
+  std::string name, category, description;
+  AnswerKind answer = AnswerKind::kBoxed;
+  std::vector<std::string> labels;
+  int max_new_tokens = 256;
+  std::vector<Example> train, validation;
+  std::string train_rule, validation_rule;  // where the examples came from, for logs
+  nlohmann::json metadata = nlohmann::json::object();  // recorded in trained experts
+};
+
 class Task {
  public:
+  // Throws t2::Error when a split is empty or a field is missing.
+  static Task from_examples(BuiltTaskSpec spec);
+
   // Loads `name_or_path`: a path to a .toml file, or a task name looked up as
   // <tasks_dir>/<name>.toml. Throws t2::Error listing the known tasks when the
   // name is unknown, and naming the key when the config is wrong.
@@ -72,6 +88,8 @@ class Task {
   float reward_wrong() const { return reward_wrong_; }
   const SandboxLimits& sandbox() const { return sandbox_; }
   const std::vector<std::string>& labels() const { return labels_; }  // exact tasks
+  // What a trainer records in the expert it writes (empty for config tasks).
+  const nlohmann::json& metadata() const { return metadata_; }
 
   bool has_split(Split split) const;
   std::string data_path(Split split) const;  // the file a split reads
@@ -100,6 +118,11 @@ class Task {
   bool even_odd_ = true;  // validation = odd indices of train_path_
   std::vector<std::string> labels_;
   SandboxLimits sandbox_;
+  // Built tasks (from_examples): the examples themselves and their provenance.
+  bool built_ = false;
+  std::vector<Example> built_train_, built_validation_;
+  std::string train_rule_, validation_rule_;
+  nlohmann::json metadata_ = nlohmann::json::object();
 };
 
 // Fills {placeholders} of `templ` from `fields`; "{{" and "}}" are literal

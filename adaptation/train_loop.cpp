@@ -244,6 +244,7 @@ TrainReport train_expert(const bb::Model& model, std::shared_ptr<const bb::Svf> 
     e.training["validation_rule"] =
         fmt::format("first {} of {}", val.size(), task.split_rule(Split::kValidation));
     e.training["initial_validation_accuracy"] = report.initial_accuracy;
+    if (!task.metadata().empty()) e.training["task_metadata"] = task.metadata();
     e.validation_accuracy = state.best_accuracy;
     e.created = bb::utc_now_iso8601();
     bb::expert_save(paths.expert, e, *svf);

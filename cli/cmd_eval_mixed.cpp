@@ -6,12 +6,10 @@
 
 #include <map>
 #include <memory>
-#include <sstream>
 
-#include "adaptation/dispatcher.h"
+#include "adapt_session.h"
+#include "adaptation/dispatch_task.h"
 #include "adaptation/evaluate.h"
-#include "adaptation/mixture.h"
-#include "adaptation/registry.h"
 #include "commands.h"
 #include "t2/error.h"
 #include "t2/log.h"
@@ -21,19 +19,10 @@ namespace t2::cli {
 namespace {
 
 struct MixedArgs {
-  std::string model, tasks, experts, experts_dir = "experts", adapt = "none,prompt,oracle";
-  std::string classifier, split = "validation", matrix_set = "mlp", cache_dir;
-  std::string tasks_dir, data_root;
-  int limit = 20, batch_size = 16;
+  std::string model, tasks, adapt = "none,prompt,oracle", split = "validation";
+  AdaptArgs common;
+  int limit = 20, skip = 0;
 };
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 struct Item {
   size_t task;
@@ -41,37 +30,30 @@ struct Item {
 };
 
 void run_mixed(const MixedArgs& a) {
-  auto log = log::get("adapt");
-  const adaptation::TaskPaths paths{a.tasks_dir, a.data_root};
+  const adaptation::TaskPaths paths{a.common.tasks_dir, a.common.data_root};
   std::vector<adaptation::Task> tasks;
   std::vector<Item> items;
   for (const auto& name : split_list(a.tasks)) {
     tasks.push_back(adaptation::Task::load(name, paths));
     auto ex = tasks.back().examples(adaptation::parse_split(a.split));
+    ex.erase(ex.begin(), ex.begin() + std::ptrdiff_t(std::min(ex.size(), size_t(a.skip))));
     if (a.limit > 0 && ex.size() > size_t(a.limit)) ex.resize(size_t(a.limit));
     for (auto& e : ex) items.push_back({tasks.size() - 1, std::move(e)});
   }
   if (tasks.empty() || items.empty()) fail("--tasks: no examples to evaluate");
   const auto strategies = split_list(a.adapt);
+  const auto expert_specs = split_list(a.common.experts);
+  if (expert_specs.empty()) fail("--experts: give at least one expert name or file");
 
-  auto model = backbone::Model::load(a.model);
-  auto svf = backbone::Svf::open(*model, backbone::parse_matrix_set(a.matrix_set),
-                                 a.cache_dir.empty() ? backbone::default_cache_dir()
-                                                     : a.cache_dir);
-  const auto loaded = adaptation::load_experts(split_list(a.experts), a.experts_dir, *svf, paths);
-  adaptation::Dispatcher disp(model, svf, adaptation::registered(loaded),
-                              {a.batch_size, 24});
-  std::vector<std::string> names;
-  for (const auto& e : loaded) names.push_back(e.registered.name);
-  if (!a.classifier.empty())
-    disp.set_classifier(std::make_shared<backbone::Expert>(
-        backbone::expert_load(a.classifier, *svf)));
+  AdaptSession session = open_adapt_session(a.model, a.common, expert_specs);
+  auto& disp = *session.dispatcher;
+  const auto& model = session.model;
 
   const auto& tok = model->tokenizer();
   std::vector<std::string> texts;
   std::vector<backbone::GenerationRequest> requests;
   for (const auto& it : items) {
-    texts.push_back(it.example.messages.back().content);
+    texts.push_back(adaptation::dispatch_request_text(it.example));
     backbone::GenerationRequest r;
     r.prompt = tok.encode(tok.apply_chat_template(it.example.messages, true));
     r.max_tokens = tasks[it.task].max_new_tokens();
@@ -87,18 +69,11 @@ void run_mixed(const MixedArgs& a) {
     std::vector<adaptation::Decision> d;
     if (s == "oracle") {  // the expert of each task's category, else base
       for (const auto& it : items)
-        d.push_back(disp.decision_for_category(adaptation::Strategy::kExpert,
-                                               tasks[it.task].category()));
+        d.push_back(disp.decision_for_category(
+            adaptation::Strategy::kExpert, adaptation::dispatch_label(tasks[it.task].category())));
     } else {
       const auto spec = adaptation::parse_adapt(s);
-      if (spec.strategy == adaptation::Strategy::kMix) {
-        const auto m = adaptation::mixture_load(spec.argument, *svf, {});
-        std::vector<adaptation::MixtureWeight> w;
-        for (size_t i = 0; i < m.experts.size(); ++i)
-          w.push_back({m.experts[i].name, m.alpha[i],
-                       m.slot_alpha.empty() ? std::vector<float>{} : m.slot_alpha[i]});
-        disp.set_mixture(w);
-      }
+      prepare_strategy(session, spec, a.common);
       d = disp.decide(spec, texts);
     }
     const auto out = disp.answer(requests, d);
@@ -110,7 +85,7 @@ void run_mixed(const MixedArgs& a) {
       c[items[i].task] += tasks[items[i].task].score(items[i].example, out[i].text).correct;
       p1 += d[i].pass1_seconds;
       p2 += d[i].pass2_seconds;
-      confusion[{tasks[items[i].task].category(), d[i].category}]++;
+      confusion[{adaptation::dispatch_label(tasks[items[i].task].category()), d[i].category}]++;
     }
     fmt::print("strategy {:<12} pass 1 {:.1f} s, pass 2 {:.1f} s, pass 1 / pass 2 = {:.1f} %\n",
                s, p1, p2, 100.0 * p1 / std::max(p2, 1e-9));
@@ -149,19 +124,16 @@ void add_eval_mixed_command(CLI::App& app) {
   auto a = std::make_shared<MixedArgs>();
   cmd->add_option("--model", a->model, "GGUF model file")->required();
   cmd->add_option("--tasks", a->tasks, "Comma-separated tasks")->required();
-  cmd->add_option("--experts", a->experts, "Comma-separated expert names or files")->required();
-  cmd->add_option("--experts-dir", a->experts_dir, "Where expert names are looked up");
+  cmd->add_option("--experts", a->common.experts, "Comma-separated expert names or files")
+      ->required();
   cmd->add_option("--adapt", a->adapt,
                   "Comma-separated: none, prompt, classifier, expert:NAME, mix:FILE, oracle");
-  cmd->add_option("--classifier", a->classifier, "Classification expert file");
   cmd->add_option("--split", a->split, "Split")->check(
       CLI::IsMember({"train", "validation", "test"}));
-  cmd->add_option("--limit", a->limit, "Examples per task (0: all)");
-  cmd->add_option("--batch-size", a->batch_size, "Requests per batch")->check(CLI::Range(1, 1024));
-  cmd->add_option("--matrix-set", a->matrix_set, "mlp, attn or all (as the experts)");
-  cmd->add_option("--cache-dir", a->cache_dir, "SVF factor cache (default T2_CACHE)");
-  cmd->add_option("--tasks-dir", a->tasks_dir, "Task configs");
-  cmd->add_option("--data-root", a->data_root, "Task data root");
+  cmd->add_option("--skip", a->skip, "Skip the first N examples of each task's split")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--limit", a->limit, "Examples per task after --skip (0: all)");
+  add_adapt_options(cmd, a->common);
   cmd->callback([a] { run_mixed(*a); });
 }
 

@@ -12,6 +12,7 @@
 #include "adaptation/mixture.h"
 #include "adaptation/registry.h"
 #include "backbone/svf.h"
+#include "adapt_session.h"
 #include "commands.h"
 #include "t2/error.h"
 #include "t2/log.h"
@@ -31,14 +32,6 @@ struct FewshotArgs {
   bool per_matrix = false;
   uint64_t seed = 0;
 };
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 void run_fewshot(const FewshotArgs& a) {
   auto log = log::get("adapt");

@@ -2,10 +2,14 @@
 // A preset gives every setting; flags override single ones. Writes the best
 // expert (--out), a CSV per step (--csv, default OUT.csv) and a resumable
 // checkpoint (--checkpoint, default OUT.ckpt; --resume continues it).
+// `--task dispatch --experts a,b,c` trains the classification expert of pass 1.
 #include <fmt/format.h>
 
 #include <memory>
 
+#include "adapt_session.h"
+#include "adaptation/dispatch_task.h"
+#include "adaptation/registry.h"
 #include "adaptation/task.h"
 #include "adaptation/train_loop.h"
 #include "backbone/expert.h"
@@ -20,6 +24,8 @@ namespace {
 
 struct TrainArgs {
   std::string model, task, out, csv, checkpoint, cache, tasks_dir, data_root;
+  std::string experts, experts_dir = "experts", other_tasks;  // --task dispatch
+  int per_task = 0;
   std::string preset = "small";
   std::string matrices = "mlp";
   std::string heldout_split = "validation";
@@ -75,6 +81,32 @@ void run_heldout(const TrainArgs& a, const adaptation::TrainOptions& o,
              only_expert, only_base);
 }
 
+// The classification expert's task: the registered experts' categories (in
+// --experts order, as the Dispatcher will list them), requests from each
+// expert's task and from --other-tasks (labelled "other").
+adaptation::Task dispatch_task(const TrainArgs& a, const backbone::Svf& svf) {
+  const adaptation::TaskPaths paths{a.tasks_dir, a.data_root};
+  const auto specs = split_list(a.experts);
+  if (specs.empty())
+    fail("--task dispatch needs --experts a,b,c: the experts whose categories it learns");
+  const auto experts = adaptation::load_experts(specs, a.experts_dir, svf, paths);
+  std::vector<adaptation::DispatchCategory> categories;
+  std::vector<adaptation::Task> tasks;
+  std::vector<std::string> labels;
+  for (const auto& e : experts) {
+    categories.push_back({e.registered.category, e.registered.description});
+    tasks.push_back(adaptation::Task::load(e.registered.expert->task, paths));
+    labels.push_back(e.registered.category);
+  }
+  for (const auto& name : split_list(a.other_tasks)) {
+    tasks.push_back(adaptation::Task::load(name, paths));
+    labels.push_back("other");
+  }
+  std::vector<adaptation::DispatchSource> sources;
+  for (size_t i = 0; i < tasks.size(); ++i) sources.push_back({&tasks[i], labels[i]});
+  return adaptation::dispatch_task(categories, sources, a.per_task);
+}
+
 void run_train(const TrainArgs& a, const CLI::App& cmd) {
   adaptation::TrainOptions o = adaptation::train_preset(a.preset);
   auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
@@ -94,10 +126,14 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
   // One sample per prompt has no group to take a mean over.
   if (o.policy.samples_per_prompt < 2) o.policy.group_baseline = false;
 
-  const adaptation::Task task = adaptation::Task::load(a.task, {a.tasks_dir, a.data_root});
+  if (a.task != "dispatch" && (!a.experts.empty() || !a.other_tasks.empty()))
+    fail("--experts and --other-tasks are for --task dispatch (the classification expert)");
   auto model = backbone::Model::load(a.model);
   auto svf = backbone::Svf::open(*model, backbone::parse_matrix_set(a.matrices),
                                  a.cache.empty() ? backbone::default_cache_dir() : a.cache);
+  const adaptation::Task task =
+      a.task == "dispatch" ? dispatch_task(a, *svf)
+                           : adaptation::Task::load(a.task, {a.tasks_dir, a.data_root});
   adaptation::TrainPaths paths{a.out, a.checkpoint.empty() ? a.out + ".ckpt" : a.checkpoint,
                                a.csv.empty() ? a.out + ".csv" : a.csv, a.resume};
 
@@ -123,7 +159,8 @@ void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train an SVF expert for a task (REINFORCE)");
   auto a = std::make_shared<TrainArgs>();
   cmd->add_option("--model", a->model, "GGUF model file")->required();
-  cmd->add_option("--task", a->task, "Task name (configs/tasks/<name>.toml) or a .toml path")
+  cmd->add_option("--task", a->task,
+                  "Task name (configs/tasks/<name>.toml), a .toml path, or dispatch")
       ->required();
   cmd->add_option("--out", a->out, "Expert file to write (the best validated p)")->required();
   cmd->add_option("--preset", a->preset, "reference (the paper's code) or small (2 CPU cores)")
@@ -168,6 +205,14 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"mlp", "attn", "all"}))
       ->capture_default_str();
   cmd->add_option("--cache", a->cache, "SVF cache folder (default $T2_CACHE or ~/.cache/t2)");
+  cmd->add_option("--experts", a->experts,
+                  "--task dispatch: the experts (names or files) whose categories to learn");
+  cmd->add_option("--experts-dir", a->experts_dir, "Where expert names are looked up");
+  cmd->add_option("--other-tasks", a->other_tasks,
+                  "--task dispatch: tasks whose requests are labelled \"other\"");
+  cmd->add_option("--per-task", a->per_task,
+                  "--task dispatch: examples per task and split (0: balanced, the smallest)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--tasks-dir", a->tasks_dir, "Where task configs live");
   cmd->add_option("--data-root", a->data_root, "Root of task data paths");
   cmd->callback([a, cmd] { run_train(*a, *cmd); });

@@ -10,9 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "adaptation/cem.h"
+#include "adaptation/dispatch_task.h"
 #include "adaptation/dispatcher.h"
 #include "adaptation/fewshot.h"
 #include "adaptation/mixture.h"
+#include "adaptation/registry.h"
 #include "t2/error.h"
 #include "tests/backbone/tiny_gguf.h"
 
@@ -230,6 +232,113 @@ TEST(FewShot, BatchedFitnessMatchesOneByOne) {
   }
   std::printf("batched vs one-by-one fitness: max abs err %.3g\n", max_err);
   EXPECT_LT(max_err, 1e-3);
+}
+
+TaskPaths source_tasks() { return {std::string(T2_SOURCE_DIR) + "/configs/tasks", ""}; }
+
+// The dispatch task's prompts are the Dispatcher's own, its answers the exact
+// category, train from even and validation from odd indices, classes interleaved.
+TEST(DispatchTask, UsesTheDispatchersPromptAndTheTasksSplits) {
+  const auto& t = tiny();
+  const Task gsm = Task::load("gsm8k", source_tasks());
+  const Task arc = Task::load("arc_easy", source_tasks());
+  auto e = std::make_shared<backbone::Expert>(backbone::expert_init(*t.svf, "m", "gsm8k", 1));
+  Dispatcher d(t.model, t.svf, {{"gsm8k", " Math", "word problems", e},
+                                {"arc_easy", "reasoning", "science quiz", e}});
+  const DispatchSource sources[] = {{&gsm, "Math"}, {&arc, "reasoning"}};
+  const Task task = dispatch_task(d.dispatch_categories(), sources, 3);
+  EXPECT_EQ(task.name(), "dispatch");
+  EXPECT_EQ(task.answer_kind(), AnswerKind::kBoxed);
+  EXPECT_EQ(task.max_new_tokens(), DispatchOptions{}.classify_max_tokens);
+
+  const auto train = task.examples(Split::kTrain);
+  const auto val = task.examples(Split::kValidation);
+  ASSERT_EQ(train.size(), 6u);
+  ASSERT_EQ(val.size(), 6u);
+  const auto gsm_train = gsm.examples(Split::kTrain);
+  const auto arc_val = arc.examples(Split::kValidation);
+  for (size_t i = 0; i < train.size(); ++i) {
+    EXPECT_EQ(train[i].reference, i % 2 == 0 ? "math" : "reasoning");
+    EXPECT_EQ(train[i].index % 2, 0) << train[i].id;
+    EXPECT_EQ(val[i].index % 2, 1) << val[i].id;
+  }
+  // Literally the prompt the Dispatcher sends in pass 1 for the same request.
+  const auto want = d.classification_prompt(dispatch_request_text(gsm_train[1]));
+  ASSERT_EQ(train[2].messages.size(), want.size());
+  EXPECT_EQ(train[2].messages[0].content, want[0].content);
+  EXPECT_EQ(val[1].messages[0].content,
+            d.classification_prompt(dispatch_request_text(arc_val[0]))[0].content);
+
+  // Reward: the first boxed word, as the Dispatcher parses it.
+  EXPECT_TRUE(task.score(train[0], "Classification: \\boxed{ Math }").correct);
+  EXPECT_FALSE(task.score(train[0], "math, I think: \\boxed{reasoning}").correct);
+  EXPECT_FALSE(task.score(train[0], "Classification: math").correct);
+
+  EXPECT_EQ(classifier_categories({{"task_metadata", task.metadata()}}), d.dispatch_categories());
+
+  const DispatchSource bad[] = {{&gsm, "poetry"}};
+  expect_error([&] { dispatch_task(d.dispatch_categories(), bad); }, "no category");
+  const DispatchCategory twice[] = {{"math", "a"}, {"Math", "b"}};
+  expect_error([&] { dispatch_task(twice, sources); }, "given twice");
+}
+
+// A classifier trained for other categories (or another order) is refused.
+TEST(Dispatch, RefusesAClassifierOfOtherCategories) {
+  const auto& t = tiny();
+  auto e = std::make_shared<backbone::Expert>(backbone::expert_init(*t.svf, "m", "gsm8k", 1));
+  Dispatcher d(t.model, t.svf, {{"m", "math", "word problems", e}, {"c", "code", "python", e}});
+  auto cls = std::make_shared<backbone::Expert>(backbone::expert_init(*t.svf, "cls", "dispatch", 2));
+  cls->training["task_metadata"]["dispatch_categories"] = {
+      {{"name", "code"}, {"description", "python"}}, {{"name", "math"}, {"description", "word problems"}}};
+  expect_error([&] { d.set_classifier(cls); }, "trained for categories [code, math]");
+  cls->training["task_metadata"]["dispatch_categories"] = {
+      {{"name", "math"}, {"description", "word problems"}}, {{"name", "code"}, {"description", "python"}}};
+  d.set_classifier(cls);
+  const auto decisions = d.decide({Strategy::kClassifier, ""}, std::vector<std::string>{"2+2?"});
+  ASSERT_EQ(decisions.size(), 1u);
+  EXPECT_EQ(decisions[0].strategy, Strategy::kClassifier);
+}
+
+// Registered experts vs a mixture file: unknown names, another expert set,
+// another file under the same name, another model.
+TEST(Dispatch, BadExpertsAndMixturesGiveClearErrors) {
+  const auto& t = tiny();
+  const std::string dir = t.dir + "/reg";
+  std::filesystem::create_directories(dir);
+  const TaskPaths paths = source_tasks();
+  for (const auto& [name, task, seed] : {std::tuple{"math", "gsm8k", 1}, {"code", "mbpp", 2},
+                                         {"other_math", "gsm8k", 3}})
+    backbone::expert_save(dir + "/" + name + ".safetensors",
+                          backbone::expert_init(*t.svf, name, task, uint64_t(seed)), *t.svf);
+  expect_error([&] { load_experts({"math", "poetry"}, dir, *t.svf, paths); },
+               "unknown expert 'poetry'");
+  const auto experts = load_experts({"math", "code"}, dir, *t.svf, paths);
+  EXPECT_EQ(experts[1].registered.category, "code");
+
+  Mixture m;
+  m.task = "arc_challenge";
+  m.model_sha256 = t.svf->model_sha256();
+  for (const auto& e : experts)
+    m.experts.push_back({e.registered.name, e.path, backbone::file_sha256(e.path)});
+  m.alpha = {0.4f, 0.6f};
+  const std::string mix = dir + "/mix.json";
+  mixture_save(mix, m);
+  const auto w = mixture_weights(mix, *t.svf, experts);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_FLOAT_EQ(w[1].alpha, 0.6f);
+  Dispatcher d(t.model, t.svf, registered(experts));
+  d.set_mixture(w);
+  EXPECT_EQ(d.decide({Strategy::kMix, mix}, std::vector<std::string>{"q"})[0].mixture.size(), 2u);
+
+  // Another expert set.
+  expect_error([&] { mixture_weights(mix, *t.svf, {experts[0]}); }, "are registered");
+  // Same name, another file.
+  auto swapped = experts;
+  swapped[0].path = dir + "/other_math.safetensors";
+  expect_error([&] { mixture_weights(mix, *t.svf, swapped); }, "is another file");
+  // Another model.
+  edit(mix, [](auto& j) { j["model_sha256"] = "abcdef0123456789"; });
+  expect_error([&] { mixture_weights(mix, *t.svf, experts); }, "made for model");
 }
 
 }  // namespace
