@@ -125,6 +125,10 @@ json Engine::health() const {
           {"workers", {{"expected", workers}, {"alive", alive}, {"lost", impl_->ranks_lost}}},
           {"ranks", impl_->rank_snapshot},
           {"queue_depth", impl_->queue_depth},
+          {"cost_model", {{"mape", impl_->cost_mape},
+                          {"mape_shards", impl_->cost_mape_shards},
+                          {"shards", impl_->cost_shards},
+                          {"restored_shards", impl_->cost_restored_shards}}},
           {"accepting", !draining_.load()}};
 }
 
@@ -181,6 +185,15 @@ std::string Engine::metrics_text() const {
   out += "# HELP t2_train_allreduce_share Share of the last training step spent in the "
          "gradient all-reduce.\n# TYPE t2_train_allreduce_share gauge\n";
   out += fmt::format("t2_train_allreduce_share {:.5f}\n", m.allreduce_share);
+  out += "# HELP t2_cost_model_mape The scheduler cost model's mean absolute percentage "
+         "error (0.1 = 10 %) over its recent shards.\n# TYPE t2_cost_model_mape gauge\n";
+  out += fmt::format("t2_cost_model_mape {:.6f}\n", m.cost_mape);
+  out += "# HELP t2_cost_model_mape_shards Shards t2_cost_model_mape is taken over.\n"
+         "# TYPE t2_cost_model_mape_shards gauge\n";
+  out += fmt::format("t2_cost_model_mape_shards {}\n", m.cost_mape_shards);
+  out += "# HELP t2_cost_model_shards_total Shards the cost model learned from, runs "
+         "before a restart included.\n# TYPE t2_cost_model_shards_total counter\n";
+  out += fmt::format("t2_cost_model_shards_total {}\n", m.cost_shards);
   return out;
 }
 
@@ -202,6 +215,7 @@ void Engine::start(double now) {
     for (const auto& j : page) ++m.job_states[std::string(store::to_string(j.state))];
     before = page.back().id;
   }
+  m.load_cost_model();
   m.resume_jobs(now);
 }
 
@@ -316,6 +330,7 @@ bool Engine::tick(double now) {
     m.last_publish = now;
     m.publish(now);
   }
+  m.save_cost_model(now, false);
   return any;
 }
 
@@ -332,6 +347,7 @@ bool Engine::drained(double now) {
     m.log->warn("drain timeout: {} placement(s) still running; they run again after restart",
                 m.placements.size());
   m.checkpoint_all();
+  m.save_cost_model(now, true);
   return true;
 }
 
@@ -515,7 +531,9 @@ void Engine::Impl::admit(LiveJob& job, double now) {
     return;
   }
   job.started = now;
-  planner.submit(scheduler_job(job), now);
+  const scheduler::Job planned = scheduler_job(job);
+  job.shard_spec = scheduler::shard_template(planned);
+  planner.submit(planned, now);
   job.in_planner = true;
 }
 
@@ -583,7 +601,7 @@ void Engine::Impl::forget(SchedJobId id) {
 }
 
 store::DecisionId Engine::Impl::record_placement(const scheduler::Placement& p,
-                                                 const LiveJob& job) {
+                                                 const LiveJob& job, uint64_t prompt_tokens) {
   store::NewDecision d;
   d.kind = store::DecisionKind::placement;
   if (!job.ephemeral) d.job = store::JobId(job.id);
@@ -591,7 +609,16 @@ store::DecisionId Engine::Impl::record_placement(const scheduler::Placement& p,
   d.strategy = std::string(scheduler::reason_name(p.reason));
   d.rank = p.rank;
   d.estimated_cost = p.estimated_seconds;
-  d.first_pass = {{"placement", p.id}, {"shard", p.shard}, {"requests", p.requests}};
+  // What the cost model predicts now, so an audit can tell a bad guess of
+  // output length from a slow rank (a shard that waited in a rank's queue was
+  // estimated when it was planned, possibly before the latest shards were learned).
+  scheduler::ShardSpec spec = job.shard_spec;
+  spec.requests = std::max<uint32_t>(p.requests, 1);
+  d.first_pass = {{"placement", p.id}, {"shard", p.shard}, {"requests", p.requests},
+                  {"predicted_output_tokens", cost.predicted_output_tokens(spec)},
+                  {"predicted_depth", cost.predicted_depth(spec.task)},
+                  {"cost_task", spec.task}};
+  if (prompt_tokens > 0) d.first_pass["prompt_tokens"] = prompt_tokens;
   if (!p.group.empty()) d.first_pass["group"] = p.group;
   const auto id = store.record_decision(d);
   count_decision("placement", d.strategy);

@@ -69,6 +69,9 @@ struct LiveJob {
   std::map<std::string, std::pair<int64_t, int64_t>> per_task;  // task -> (n, correct)
   int64_t tokens = 0;
   std::map<PlacementId, int64_t> partial;  // items a running shard reported done
+  scheduler::ShardSpec shard_spec;         // what the planner estimates its shards as
+  double cost_error_sum = 0;               // the cost model's |error| / measured...
+  int64_t cost_error_shards = 0;           // ...over this job's finished placements
   std::vector<nlohmann::json> outputs;     // ephemeral: results by item
   SyncReply reply;
   double deadline = 0;
@@ -143,6 +146,12 @@ struct Engine::Impl {
   int64_t queue_depth = 0;
   int64_t ranks_lost = 0;
   double train_tokens_per_s = 0, allreduce_share = 0;
+  double cost_mape = 0;              // the cost model's recent error...
+  int64_t cost_mape_shards = 0;      // ...over this many shards,
+  int64_t cost_shards = 0;           // out of all it learned from (restarts included)
+  int64_t cost_restored_shards = 0;  // of which loaded from the store at start
+  double cost_saved_at = -1e9;       // MPI thread only
+  bool cost_dirty = false;           // MPI thread only
 
   // engine.cpp
   void handle_command(Command& c, double now);
@@ -156,7 +165,8 @@ struct Engine::Impl {
   void count_state(const std::string& from, const std::string& to);
   void fail_job(LiveJob& job, const std::string& error);
   void forget(SchedJobId id);
-  store::DecisionId record_placement(const scheduler::Placement& p, const LiveJob& job);
+  store::DecisionId record_placement(const scheduler::Placement& p, const LiveJob& job,
+                                     uint64_t prompt_tokens);
   void count_decision(const std::string& kind, const std::string& strategy);
   void attach_experts(comm::Envelope& e, int rank, const std::vector<std::string>& names);
   std::vector<std::string> candidate_experts(const LiveJob& job) const;
@@ -179,6 +189,13 @@ struct Engine::Impl {
   void checkpoint(LiveJob& job);
   void checkpoint_all();  // every training job ahead of its last checkpoint
   void finish_training(LiveJob& job);
+
+  // engine_cost.cpp
+  void load_cost_model();
+  void learned(SchedJobId job, const scheduler::Completion& c, double now);
+  void save_cost_model(double now, bool force);
+  nlohmann::json cost_summary(const LiveJob& job) const;
+  void log_cost(const LiveJob& job) const;
 
   // engine_resume.cpp
   void load_experts();

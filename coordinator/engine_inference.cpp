@@ -43,6 +43,9 @@ scheduler::Job Engine::Impl::scheduler_job(LiveJob& job) const {
     j.mean_prompt_tokens = uint32_t(sample ? sum / sample : 64);
     return j;
   }
+  // LIMITATION: a job over several tasks is one scheduler job labelled "mixed",
+  // so output length is learned for the mix, not for each task in it; giving
+  // the planner a task per prompt (and shards of one task) would lift it.
   j.kind = scheduler::JobKind::kInference;
   if (job.type == store::JobType::fewshot) {
     uint32_t tokens = 0;
@@ -79,13 +82,18 @@ void Engine::Impl::send_shard(const scheduler::Placement& p, LiveJob& job, doubl
   info.rank = p.rank;
   info.sent_at = now;
   json items = json::array();
+  uint64_t prompt_tokens = 0;  // as the planner counted them
   if (job.type == store::JobType::fewshot) {  // the shots, all together
-    for (uint32_t i = 0; i < job.prep.items.size(); ++i) items.push_back(item_json(job.prep.items[i], i));
+    for (uint32_t i = 0; i < job.prep.items.size(); ++i) {
+      items.push_back(item_json(job.prep.items[i], i));
+      prompt_tokens += job.prep.items[i].est_tokens;
+    }
   } else {
     for (uint32_t k : prompts) {
       const uint32_t index = job.remaining.at(k);
       info.items.push_back(index);
       items.push_back(item_json(job.prep.items[index], index));
+      prompt_tokens += job.prep.items[index].est_tokens;
     }
   }
   comm::Envelope e;
@@ -112,7 +120,7 @@ void Engine::Impl::send_shard(const scheduler::Placement& p, LiveJob& job, doubl
   }
   attach_experts(e, p.rank, names);
   channel.post(p.rank, std::move(e));
-  info.decision = record_placement(p, job);
+  info.decision = record_placement(p, job, prompt_tokens);
   placements.emplace(p.id, std::move(info));
   log->debug("job {} shard {} ({} requests) -> rank {} (placement {}, est {:.2f} s)", job.id,
              p.shard, prompts.size(), p.rank, p.id, p.estimated_seconds);
@@ -149,6 +157,7 @@ void Engine::Impl::on_shard_result(PlacementInfo& placed, const comm::Envelope& 
   result.measured.output_tokens = uint64_t(out_tokens);
   const auto completion = planner.finish(result, now);
   if (!completion) return;  // a cancelled job or a losing duplicate
+  learned(info.job, *completion, now);
   handle_aborts(completion->aborts, "duplicate finished first");
 
   auto found = jobs.find(info.job);
@@ -228,6 +237,9 @@ void Engine::Impl::on_shard_result(PlacementInfo& placed, const comm::Envelope& 
 void Engine::Impl::finish_inference(LiveJob& job, double now) {
   const SchedJobId id = job.id;
   if (job.ephemeral) {
+    // The reply hands out decision ids; a client may read them at once, so the
+    // queued rows (and whatever was queued before them) commit first.
+    store.flush();
     if (job.reply) job.reply({{"results", job.outputs}});
     forget(id);
     return;
@@ -252,12 +264,14 @@ void Engine::Impl::finish_inference(LiveJob& job, double now) {
   if (job.type != store::JobType::fewshot) {
     result["completion_tokens"] = job.tokens;
     result["seconds"] = seconds;
+    result["cost_model"] = cost_summary(job);
     store.append_event(store::JobId(id), "result", result);
   }
   const auto stored = store.get_job(store::JobId(id));
   store.update_job_state(store::JobId(id), store::JobState::succeeded);
   count_state(stored ? std::string(store::to_string(stored->state)) : "running", "succeeded");
   log->info("job {} ({}) succeeded: {}", id, store::to_string(job.type), result.dump());
+  log_cost(job);
   forget(id);
 }
 

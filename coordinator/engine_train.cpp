@@ -94,7 +94,10 @@ void Engine::Impl::send_step(std::vector<scheduler::Placement>& slices, LiveJob&
     info.sent_at = now;
     info.train = true;
     info.comm_key = run.comm_key;
-    info.decision = record_placement(p, job);
+    // LIMITATION: a training slice's row carries no prompt tokens (the planner
+    // sizes it by the job's mean prompt); sending the sampled prompts' own
+    // token counts with the slice would lift it.
+    info.decision = record_placement(p, job, 0);
     placements.emplace(p.id, std::move(info));
     run.outstanding.insert(p.id);
   }
@@ -118,6 +121,7 @@ void Engine::Impl::on_step_result(PlacementInfo& placed, const comm::Envelope& e
   result.measured.output_tokens = body.value("output_tokens", uint64_t(0));
   const auto completion = planner.finish(result, now);
   if (!completion) return;
+  learned(info.job, *completion, now);
 
   auto found = jobs.find(info.job);
   if (found == jobs.end()) return;
@@ -245,7 +249,9 @@ void Engine::Impl::finish_training(LiveJob& job) {
     experts_by_name[x.name] = std::move(entry);
   }
   store.append_event(id, "result", {{"expert", t.expert}, {"steps", job.steps_done},
-                                    {"reward_baseline", job.baseline}});
+                                    {"reward_baseline", job.baseline},
+                                    {"cost_model", cost_summary(job)}});
+  log_cost(job);
   const auto stored = store.get_job(id);
   store.update_job_state(id, store::JobState::succeeded);
   count_state(stored ? std::string(store::to_string(stored->state)) : "running", "succeeded");

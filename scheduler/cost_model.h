@@ -63,6 +63,7 @@ class CostModel {
                  const Measurement& measured);
 
   double mape() const;  // mean absolute percentage error over recent shards
+  std::size_t mape_shards() const { return errors_.size(); }  // what mape() is over
   std::uint64_t observations() const { return observations_; }
   std::span<const double> coefficients() const { return regression_.coefficients(); }
 

@@ -86,6 +86,14 @@ print(f"{'all':<12} {base['result']['n']:>4} {100*base['result']['accuracy']:>7.
       f"{100*auto['result']['accuracy']:>7.1f}%")
 print(f"(jobs {base['id']} and {auto['id']}; {base['result']['seconds']:.0f} s and "
       f"{auto['result']['seconds']:.0f} s)")
+# The scheduler's cost model: its estimate error (MAPE) on each job's shards, and
+# over its recent shards (training steps included) after the mixed evaluation.
+cb, ca = base["result"].get("cost_model", {}), auto["result"].get("cost_model", {})
+if ca:
+    print(f"{'cost MAPE':<12} {'':>4} {100*cb.get('job_mape', 0):>7.1f}% "
+          f"{100*ca['job_mape']:>7.1f}%   (per job over {cb.get('job_shards', 0)} and "
+          f"{ca['job_shards']} shards; {100*ca['mape']:.1f}% over the last "
+          f"{ca['mape_shards']} of {ca['shards']} shards learned)")
 PY
 auto_job=$(jq -r .id var/eval-t2-auto.out.json)
 

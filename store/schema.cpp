@@ -119,6 +119,15 @@ const std::vector<Migration>& migrations() {
                 time_us INTEGER NOT NULL))",
            "CREATE INDEX metrics_job_key ON metrics(job_id, key, step)",
        }},
+      {2,
+       {
+           // Named state of the service's own parts (the scheduler's cost
+           // model), one JSON document per key, replaced whole on save.
+           R"(CREATE TABLE service_state (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL CHECK (json_valid(value)),
+                updated_us INTEGER NOT NULL))",
+       }},
   };
   return kMigrations;
 }

@@ -11,7 +11,7 @@
 namespace t2::store::schema {
 
 // The version this build writes and reads; migrations lead up to it.
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;
 // PRAGMA application_id of t2 databases ("T2ST").
 constexpr int kApplicationId = 0x54325354;
 

@@ -84,6 +84,11 @@ class Store {
   void record_metric(JobId job, const std::string& key, int64_t step, double value);
   std::vector<Metric> metrics(JobId job, const std::string& key) const;
 
+  // --- service state ------------------------------------------------------
+  // Queued; one JSON document per key, replaced whole (e.g. "scheduler.cost_model").
+  void save_state(const std::string& key, const nlohmann::json& value);
+  std::optional<nlohmann::json> load_state(const std::string& key) const;
+
   // Returns once everything queued before it has committed.
   void flush();
 

@@ -1,5 +1,6 @@
-// Jobs, events, checkpoints, experts and metrics through the Store API: the
-// durable calls are on disk when they return, and bad input is a clear error.
+// Jobs, events, checkpoints, experts, metrics and service state through the
+// Store API: the durable calls are on disk when they return, and bad input is a
+// clear error.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -129,6 +130,22 @@ TEST_F(JobsTest, CheckpointsKeepTheNewestFew) {
   EXPECT_EQ(latest->optimizer.size(), 200u);
   EXPECT_EQ(raw_query(path_, "SELECT count(*) FROM checkpoints"),
             std::to_string(store_->options().keep_checkpoints));
+}
+
+TEST_F(JobsTest, ServiceStateIsReplacedWholeAndSurvivesReopening) {
+  EXPECT_FALSE(store_->load_state("scheduler.cost_model"));
+  store_->save_state("scheduler.cost_model", {{"version", 1}, {"errors", {0.5, 0.25}}});
+  store_->save_state("scheduler.cost_model", {{"version", 1}, {"errors", {0.125}}});
+  store_->save_state("other", 3);
+  store_->flush();
+  store_.reset();
+  store_ = Store::open(path_);
+  const auto state = store_->load_state("scheduler.cost_model");
+  ASSERT_TRUE(state);
+  EXPECT_EQ(*state, (nlohmann::json{{"version", 1}, {"errors", {0.125}}}));
+  EXPECT_EQ(store_->load_state("other"), nlohmann::json(3));
+  EXPECT_EQ(raw_query(path_, "SELECT count(*) FROM service_state"), "2");
+  EXPECT_NE(error_of([&] { store_->save_state("", 1); }), "");
 }
 
 TEST_F(JobsTest, ExpertsRegisterOnceWithVectorOrChecksummedFile) {
