@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "adaptation/evaluate.h"
 #include "t2/error.h"
 
 namespace t2::coordinator {
@@ -252,12 +253,15 @@ void Engine::Impl::finish_inference(LiveJob& job, double now) {
     for (const auto& [task, nc] : job.per_task) {
       n += nc.first;
       correct += nc.second;
+      const auto ci = adaptation::wilson_interval(nc.second, nc.first);
       per_task[task] = {{"n", nc.first}, {"correct", nc.second},
-                        {"accuracy", nc.first ? double(nc.second) / double(nc.first) : 0.0}};
+                        {"accuracy", nc.first ? double(nc.second) / double(nc.first) : 0.0},
+                        {"ci95", {ci.low, ci.high}}};
     }
+    const auto ci = adaptation::wilson_interval(correct, n);
     result = {{"n", n}, {"correct", correct},
-              {"accuracy", n ? double(correct) / double(n) : 0.0}, {"per_task", per_task},
-              {"model", job.prep.model}};
+              {"accuracy", n ? double(correct) / double(n) : 0.0}, {"ci95", {ci.low, ci.high}},
+              {"per_task", per_task}, {"model", job.prep.model}};
   } else if (job.type == store::JobType::generate) {
     result = {{"n", job.done_count}, {"model", job.prep.model}};
   }

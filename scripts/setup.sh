@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  build-essential cmake ninja-build pkg-config git python3 python3-pip python3-venv
+  build-essential cmake ninja-build pkg-config git python3 python3-pip python3-venv curl jq
   libopenblas-openmp-dev liblapacke-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   libsqlite3-dev sqlite3 libicu-dev libssl-dev
