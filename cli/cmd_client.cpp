@@ -139,6 +139,7 @@ void run_submit(const SubmitArgs& a) {
   int64_t after = 0;
   std::string note;
   double last_line = 0;
+  std::string last_said;
   const auto t0 = std::chrono::steady_clock::now();
   for (;;) {
     current = call(client, "GET", fmt::format("/v1/jobs/{}", id));
@@ -152,10 +153,14 @@ void run_submit(const SubmitArgs& a) {
     const bool done = state == "succeeded" || state == "failed" || state == "cancelled";
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // Without a terminal, one line every few seconds rather than a flood.
-    if (tty || done || elapsed - last_line >= 5) {
+    // Without a terminal, a line when something changed (or every 60 s to show
+    // it is alive), never a flood of identical lines.
+    const std::string said = state + progress_text(current) + note;
+    if (tty || done || (said != last_said && elapsed - last_line >= 2) ||
+        elapsed - last_line >= 60) {
       draw_bar(current, note, tty);
       last_line = elapsed;
+      last_said = said;
     }
     if (done) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(int64_t(a.poll_s * 1000)));
