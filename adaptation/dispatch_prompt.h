@@ -24,6 +24,8 @@ std::string dispatch_label(std::string_view category);
 
 // Pass-1 token budget: enough for "Classification: \boxed{reasoning}".
 constexpr int kClassifyMaxTokens = 24;
+// How pass 1's answer starts; the Dispatcher scores each "CATEGORY}" after it.
+inline constexpr const char* kClassifyAnswerPrefix = "Classification: \\boxed{";
 
 // The chat messages of pass 1 for one request: the categories in order, then
 // "other", the request, and the answer format `Classification: \boxed{...}`.

@@ -1,12 +1,15 @@
-// Two-pass dispatch: pass 1 classifies in batches (greedy), pass 2 groups the
+// Two-pass dispatch: pass 1 scores the categories in batches, pass 2 groups the
 // requests by adapter so each group runs as one generator batch.
 #include "adaptation/dispatcher.h"
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 
 #include "adaptation/dispatch_task.h"
+#include "backbone/forward.h"
+#include "backbone/kv_cache.h"
 #include "t2/error.h"
 #include "t2/log.h"
 
@@ -16,6 +19,14 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// log softmax(row)[target], in double.
+double log_softmax_at(const float* row, int vocab, int32_t target) {
+  const float mx = *std::max_element(row, row + vocab);
+  double sum = 0.0;
+  for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v] - mx));
+  return double(row[target] - mx) - std::log(sum);
 }
 
 }  // namespace
@@ -140,35 +151,86 @@ Decision Dispatcher::decision_for_category(Strategy s, const std::string& catego
 
 std::vector<Decision> Dispatcher::classify(Strategy s, std::span<const std::string> requests) {
   const auto& tok = model_->tokenizer();
-  if (s == Strategy::kClassifier) {
-    if (!classifier_adapter_)
-      fail("--adapt classifier needs a classification expert (--classifier FILE, trained "
-           "with `t2 train --task dispatch`)");
-    hook_.set_adapters(std::vector(size_t(options_.batch_size), classifier_adapter_));
-  }
+  if (s == Strategy::kClassifier && !classifier_adapter_)
+    fail("--adapt classifier needs a classification expert (--classifier FILE, trained "
+         "with `t2 train --task dispatch`)");
+  // Pass 1 is constrained to the answer format: the assistant's turn starts with
+  // "Classification: \boxed{" and each category's "NAME}" is scored; the class
+  // probabilities are the softmax of those log-likelihoods. Free text from a small
+  // model rarely keeps the format, so a label it never writes would send every
+  // request to "other".
+  const auto names = categories();
+  std::vector<std::vector<int32_t>> labels;  // per category: "NAME}" tokens
+  for (const auto& c : names) labels.push_back(tok.encode(c + "}"));
+  const auto answer_prefix = tok.encode(kClassifyAnswerPrefix);
+
+  backbone::Forward forward(*model_);
+  backbone::LinearHook* hook = s == Strategy::kClassifier ? &hook_ : nullptr;
+  const int vocab = tok.vocab_size();
+  std::vector<float> logits;
   std::vector<Decision> out;
   for (size_t first = 0; first < requests.size(); first += size_t(options_.batch_size)) {
     const size_t last = std::min(requests.size(), first + size_t(options_.batch_size));
-    std::vector<backbone::GenerationRequest> batch;
-    for (size_t i = first; i < last; ++i) {
-      if (requests[i].empty()) fail("request {} is empty; every request needs a prompt", i);
-      backbone::GenerationRequest r;
-      r.prompt = tok.encode(tok.apply_chat_template(classification_prompt(requests[i]), true));
-      r.max_tokens = options_.classify_max_tokens;
-      if (int64_t(r.prompt.size()) + r.max_tokens > model_->config().n_ctx)
-        fail("request {}: its pass-1 classification prompt is {} tokens, with {} new tokens it "
-             "exceeds the context of {}; shorten the request", i, r.prompt.size(), r.max_tokens,
-             model_->config().n_ctx);
-      r.sampling = {0.0f, 1.0f, 0};  // greedy
-      batch.push_back(std::move(r));
-    }
+    const size_t n = last - first;
     const auto t0 = std::chrono::steady_clock::now();
-    // One hook adapts every sequence the same way, so sequence order does not matter.
-    const auto results = generator_.generate(batch, s == Strategy::kClassifier ? &hook_ : nullptr);
-    const double share = seconds_since(t0) / double(last - first);
-    for (const auto& r : results) {
-      Decision d = decision_for_category(s, parse_boxed(r.text));
-      d.first_pass_text = r.text;
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<backbone::KvCache> caches;
+    caches.reserve(n);
+    for (size_t i = first; i < last; ++i) {
+      auto p = tok.encode(tok.apply_chat_template(classification_prompt(requests[i]), true));
+      p.insert(p.end(), answer_prefix.begin(), answer_prefix.end());
+      if (int64_t(p.size()) + options_.classify_max_tokens > model_->config().n_ctx)
+        fail("request {}: its pass-1 classification prompt is {} tokens, with {} more it "
+             "exceeds the context of {}; shorten the request", i, p.size(),
+             options_.classify_max_tokens, model_->config().n_ctx);
+      prompts.push_back(std::move(p));
+      caches.emplace_back(model_->config(), int(prompts.back().size()) + 8);
+    }
+    if (hook) {
+      hook_.set_adapters(std::vector(n, classifier_adapter_));
+      hook_.begin_batch({});
+    }
+    // The prompts once: their last logits score every label's first token.
+    std::vector<backbone::SequenceInput> inputs;
+    for (size_t i = 0; i < n; ++i) inputs.push_back({&caches[i], prompts[i], false});
+    forward.run(inputs, logits, hook);
+    const std::vector<float> prompt_logits = logits;
+
+    // score[i][c]: log-likelihood of category c's tokens after request i's prompt.
+    std::vector<std::vector<double>> score(n, std::vector<double>(names.size(), 0.0));
+    for (size_t c = 0; c < names.size(); ++c) {
+      const auto& label = labels[c];
+      for (size_t i = 0; i < n; ++i)
+        score[i][c] = log_softmax_at(prompt_logits.data() + int64_t(i) * vocab, vocab, label[0]);
+      if (label.size() < 2) continue;
+      // The label's own tokens (all but the last, which is only a target), then
+      // the caches go back to the prompt for the next category.
+      const std::span<const int32_t> feed(label.data(), label.size() - 1);
+      inputs.clear();
+      for (size_t i = 0; i < n; ++i) inputs.push_back({&caches[i], feed, true});
+      forward.run(inputs, logits, hook);
+      for (size_t i = 0; i < n; ++i) {
+        for (size_t a = 1; a < label.size(); ++a)
+          score[i][c] += log_softmax_at(
+              logits.data() + (int64_t(i * feed.size()) + int64_t(a) - 1) * vocab, vocab,
+              label[a]);
+        caches[i].truncate(int(prompts[i].size()));
+      }
+    }
+    const double share = seconds_since(t0) / double(n);
+    for (size_t i = 0; i < n; ++i) {
+      const double best = *std::max_element(score[i].begin(), score[i].end());
+      double sum = 0.0;
+      for (double v : score[i]) sum += std::exp(v - best);
+      size_t arg = 0;
+      std::vector<std::pair<std::string, float>> probs;
+      for (size_t c = 0; c < names.size(); ++c) {
+        probs.emplace_back(names[c], float(std::exp(score[i][c] - best) / sum));
+        if (score[i][c] > score[i][arg]) arg = c;
+      }
+      Decision d = decision_for_category(s, names[arg]);
+      d.first_pass_text = std::string(kClassifyAnswerPrefix) + names[arg] + "}";
+      d.class_probabilities = std::move(probs);
       d.pass1_seconds = share;
       out.push_back(std::move(d));
     }

@@ -50,9 +50,8 @@ struct MixtureWeight {
 struct Decision {
   Strategy strategy = Strategy::kNone;
   std::string category = "other";  // chosen class ("other": base weights)
-  std::string first_pass_text;     // pass-1 completion (prompt / classifier)
-  // LIMITATION: class probabilities are not reported (the generator returns no
-  // logits); scoring each category's tokens with Forward after pass 1 would add them.
+  std::string first_pass_text;     // pass-1 answer (prompt / classifier)
+  // Pass 1's probability of each category ("other" last), summing to 1.
   std::vector<std::pair<std::string, float>> class_probabilities;
   std::vector<MixtureWeight> mixture;  // empty: base weights
   std::shared_ptr<const backbone::Adapter> adapter;  // null: base weights
@@ -62,7 +61,7 @@ struct Decision {
 
 struct DispatchOptions {
   int batch_size = 16;         // requests per pass-1 batch
-  int classify_max_tokens = kClassifyMaxTokens;  // pass-1 budget
+  int classify_max_tokens = kClassifyMaxTokens;  // pass-1 room kept in the context
 };
 
 class Dispatcher {

@@ -76,6 +76,11 @@ void print_decision(const adaptation::Decision& d) {
     fmt::print(stderr, " ({:.1f} %)", 100.0 * d.pass1_seconds / d.pass2_seconds);
   fmt::print(stderr, "\n");
   if (!d.first_pass_text.empty()) fmt::print(stderr, "pass 1 said: {}\n", d.first_pass_text);
+  if (!d.class_probabilities.empty()) {
+    fmt::print(stderr, "pass 1 class probabilities:");
+    for (const auto& [name, p] : d.class_probabilities) fmt::print(stderr, " {} {:.3f}", name, p);
+    fmt::print(stderr, "\n");
+  }
 }
 
 void run_adapted(const GenerateArgs& a, const adaptation::AdaptSpec& spec) {

@@ -50,7 +50,11 @@ json decision_json(const adaptation::Decision& d) {
               {"second_pass_ms", 1000 * d.pass2_seconds}};
   if (d.strategy == adaptation::Strategy::kPrompt ||
       d.strategy == adaptation::Strategy::kClassifier) {
-    out["first_pass"] = {{"category", d.category}, {"output", d.first_pass_text.substr(0, 200)}};
+    json probs = json::object();
+    for (const auto& [name, p] : d.class_probabilities) probs[name] = p;
+    out["first_pass"] = {{"category", d.category},
+                         {"output", d.first_pass_text.substr(0, 200)},
+                         {"probabilities", probs}};
     out["first_pass_ms"] = 1000 * d.pass1_seconds;
   } else {
     out["first_pass"] = nullptr;

@@ -15,6 +15,8 @@
 #include "adaptation/fewshot.h"
 #include "adaptation/mixture.h"
 #include "adaptation/registry.h"
+#include "backbone/forward.h"
+#include "backbone/kv_cache.h"
 #include "t2/error.h"
 #include "tests/backbone/tiny_gguf.h"
 
@@ -206,6 +208,90 @@ TEST(Dispatch, PromptDispatchOnTinyModelReturnsDecisions) {
                                                          std::string(2000, 'x')}); },
                "exceeds the context");
   expect_error([&] { d.decide({Strategy::kClassifier, ""}, texts); }, "classification expert");
+}
+
+// Pass 1's class probabilities, from the batched prompt-then-labels scoring with
+// cache rewinds, equal a one-sequence-at-a-time reference: the whole text
+// (prompt, answer prefix, label) run fresh, its label tokens' log-softmax summed,
+// then normalized over the categories. Base weights for prompt dispatch, the
+// classification expert's adapter for the classifier strategy.
+std::vector<std::vector<double>> reference_probabilities(
+    const TinySetup& t, const Dispatcher& d, std::span<const std::string> texts,
+    std::shared_ptr<const backbone::Adapter> adapter) {
+  const auto& tok = t.model->tokenizer();
+  backbone::SvfHook hook(*t.model, t.svf);
+  std::vector<std::vector<double>> out;
+  for (const auto& text : texts) {
+    auto prompt = tok.encode(tok.apply_chat_template(d.classification_prompt(text), true));
+    const auto prefix = tok.encode(kClassifyAnswerPrefix);
+    prompt.insert(prompt.end(), prefix.begin(), prefix.end());
+    std::vector<double> ll;
+    for (const auto& c : d.categories()) {
+      const auto label = tok.encode(c + "}");
+      auto seq = prompt;
+      seq.insert(seq.end(), label.begin(), label.end());
+      backbone::KvCache cache(t.model->config(), int(seq.size()));
+      backbone::Forward f(*t.model);
+      std::vector<float> logits;
+      std::vector<backbone::SequenceInput> in = {{&cache, seq, true}};
+      if (adapter) hook.set_adapters({adapter});
+      f.run(in, logits, adapter ? &hook : nullptr);
+      const int vocab = tok.vocab_size();
+      double sum_ll = 0.0;
+      for (size_t a = 0; a < label.size(); ++a) {
+        const float* row = logits.data() + int64_t(prompt.size() - 1 + a) * vocab;
+        double z = 0.0;
+        for (int v = 0; v < vocab; ++v) z += std::exp(double(row[v]));
+        sum_ll += double(row[label[a]]) - std::log(z);
+      }
+      ll.push_back(sum_ll);
+    }
+    double z = 0.0;
+    for (double v : ll) z += std::exp(v);
+    for (double& v : ll) v = std::exp(v) / z;
+    out.push_back(ll);
+  }
+  return out;
+}
+
+TEST(Dispatch, ClassProbabilitiesMatchOneSequenceReference) {
+  const auto& t = tiny();
+  auto math = std::make_shared<backbone::Expert>(
+      backbone::expert_init(*t.svf, "math", "gsm8k", 1));
+  auto code = std::make_shared<backbone::Expert>(
+      backbone::expert_init(*t.svf, "code", "mbpp", 2));
+  auto classifier = std::make_shared<backbone::Expert>(
+      backbone::expert_init(*t.svf, "dispatch", "dispatch", 7));
+  Dispatcher d(t.model, t.svf,
+               {{"math", "math", "word problems", math}, {"code", "code", "python", code}},
+               {2, 8});  // batches of 2: three requests make a full and a partial batch
+  d.set_classifier(classifier);
+  const std::vector<std::string> texts = {"What is 12 times 7?", "write a sort function", "hi"};
+  for (const Strategy s : {Strategy::kPrompt, Strategy::kClassifier}) {
+    SCOPED_TRACE(strategy_name(s));
+    const auto decisions = d.decide({s, ""}, texts);
+    const auto ref = reference_probabilities(
+        t, d, texts,
+        s == Strategy::kClassifier ? backbone::Adapter::from_expert(*t.svf, *classifier) : nullptr);
+    ASSERT_EQ(decisions.size(), texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const auto& probs = decisions[i].class_probabilities;
+      ASSERT_EQ(probs.size(), 3u);
+      double sum = 0.0;
+      size_t arg = 0;
+      for (size_t c = 0; c < probs.size(); ++c) {
+        EXPECT_EQ(probs[c].first, d.categories()[c]);
+        EXPECT_NEAR(probs[c].second, ref[i][c], 1e-4) << texts[i] << " / " << probs[c].first;
+        sum += probs[c].second;
+        if (probs[c].second > probs[arg].second) arg = c;
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-5);
+      EXPECT_EQ(decisions[i].category, d.categories()[arg]);
+      EXPECT_EQ(decisions[i].first_pass_text,
+                std::string(kClassifyAnswerPrefix) + d.categories()[arg] + "}");
+      EXPECT_EQ(decisions[i].adapter == nullptr, d.categories()[arg] == "other");
+    }
+  }
 }
 
 // The population's fitness in one batch equals each member scored alone.
