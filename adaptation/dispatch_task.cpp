@@ -74,6 +74,7 @@ Task dispatch_task(std::span<const DispatchCategory> categories,
         d.id = src.task->name() + ":" + e.id;
         d.index = e.index;
         d.messages = classification_messages(cats, dispatch_request_text(e));
+        d.answer_prefix = kClassifyAnswerPrefix;  // as pass 1 scores it
         d.reference = label;
         out.push_back(std::move(d));
       }
@@ -88,6 +89,10 @@ Task dispatch_task(std::span<const DispatchCategory> categories,
   spec.description = "Classify a request into the registered experts' categories.";
   spec.answer = AnswerKind::kBoxed;
   spec.labels = labels;
+  // Pass 1 scores every category after the answer prefix; so do training and
+  // validation, over the same candidates.
+  for (const auto& c : cats) spec.closed_completions.push_back(c.name + "}");
+  spec.closed_completions.push_back("other}");
   spec.max_new_tokens = kClassifyMaxTokens;
   const size_t train_cap = balanced_cap(train, per_source);
   const size_t val_cap = balanced_cap(val, per_source);

@@ -1,7 +1,8 @@
 // The dispatch task: training data for the classification expert (docs/method.md
 // §3, strategy 2). Each example is the pass-1 classification prompt
 // (classification_messages, the Dispatcher's own) of one request from an enabled
-// task, answered by that task's category as an exact \boxed label. Train
+// task, its answer opened by "Classification: \boxed{" as pass 1 scores it and
+// answered by that task's category as an exact \boxed label. Train
 // examples come from the tasks' train splits (even indices), validation from
 // their validation splits (odd indices); classes are balanced and interleaved.
 #pragma once

@@ -7,9 +7,8 @@
 #include <cmath>
 #include <map>
 
+#include "adaptation/closed_answers.h"
 #include "adaptation/dispatch_task.h"
-#include "backbone/forward.h"
-#include "backbone/kv_cache.h"
 #include "t2/error.h"
 #include "t2/log.h"
 
@@ -19,14 +18,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// log softmax(row)[target], in double.
-double log_softmax_at(const float* row, int vocab, int32_t target) {
-  const float mx = *std::max_element(row, row + vocab);
-  double sum = 0.0;
-  for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v] - mx));
-  return double(row[target] - mx) - std::log(sum);
 }
 
 }  // namespace
@@ -162,72 +153,31 @@ std::vector<Decision> Dispatcher::classify(Strategy s, std::span<const std::stri
   const auto names = categories();
   std::vector<std::vector<int32_t>> labels;  // per category: "NAME}" tokens
   for (const auto& c : names) labels.push_back(tok.encode(c + "}"));
-  const auto answer_prefix = tok.encode(kClassifyAnswerPrefix);
 
-  backbone::Forward forward(*model_);
   backbone::LinearHook* hook = s == Strategy::kClassifier ? &hook_ : nullptr;
-  const int vocab = tok.vocab_size();
-  std::vector<float> logits;
   std::vector<Decision> out;
   for (size_t first = 0; first < requests.size(); first += size_t(options_.batch_size)) {
     const size_t last = std::min(requests.size(), first + size_t(options_.batch_size));
     const size_t n = last - first;
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::vector<int32_t>> prompts;
-    std::vector<backbone::KvCache> caches;
-    caches.reserve(n);
     for (size_t i = first; i < last; ++i) {
-      auto p = tok.encode(tok.apply_chat_template(classification_prompt(requests[i]), true));
-      p.insert(p.end(), answer_prefix.begin(), answer_prefix.end());
-      if (int64_t(p.size()) + options_.classify_max_tokens > model_->config().n_ctx)
+      prompts.push_back(tok.encode(
+          tok.apply_chat_template(classification_prompt(requests[i]), true) +
+          kClassifyAnswerPrefix));
+      if (int64_t(prompts.back().size()) + options_.classify_max_tokens > model_->config().n_ctx)
         fail("request {}: its pass-1 classification prompt is {} tokens, with {} more it "
-             "exceeds the context of {}; shorten the request", i, p.size(),
+             "exceeds the context of {}; shorten the request", i, prompts.back().size(),
              options_.classify_max_tokens, model_->config().n_ctx);
-      prompts.push_back(std::move(p));
-      caches.emplace_back(model_->config(), int(prompts.back().size()) + 8);
     }
-    if (hook) {
-      hook_.set_adapters(std::vector(n, classifier_adapter_));
-      hook_.begin_batch({});
-    }
-    // The prompts once: their last logits score every label's first token.
-    std::vector<backbone::SequenceInput> inputs;
-    for (size_t i = 0; i < n; ++i) inputs.push_back({&caches[i], prompts[i], false});
-    forward.run(inputs, logits, hook);
-    const std::vector<float> prompt_logits = logits;
-
-    // score[i][c]: log-likelihood of category c's tokens after request i's prompt.
-    std::vector<std::vector<double>> score(n, std::vector<double>(names.size(), 0.0));
-    for (size_t c = 0; c < names.size(); ++c) {
-      const auto& label = labels[c];
-      for (size_t i = 0; i < n; ++i)
-        score[i][c] = log_softmax_at(prompt_logits.data() + int64_t(i) * vocab, vocab, label[0]);
-      if (label.size() < 2) continue;
-      // The label's own tokens (all but the last, which is only a target), then
-      // the caches go back to the prompt for the next category.
-      const std::span<const int32_t> feed(label.data(), label.size() - 1);
-      inputs.clear();
-      for (size_t i = 0; i < n; ++i) inputs.push_back({&caches[i], feed, true});
-      forward.run(inputs, logits, hook);
-      for (size_t i = 0; i < n; ++i) {
-        for (size_t a = 1; a < label.size(); ++a)
-          score[i][c] += log_softmax_at(
-              logits.data() + (int64_t(i * feed.size()) + int64_t(a) - 1) * vocab, vocab,
-              label[a]);
-        caches[i].truncate(int(prompts[i].size()));
-      }
-    }
+    if (hook) hook_.set_adapters(std::vector(n, classifier_adapter_));
+    const auto score = completion_logprobs(*model_, hook, prompts, labels);
     const double share = seconds_since(t0) / double(n);
     for (size_t i = 0; i < n; ++i) {
-      const double best = *std::max_element(score[i].begin(), score[i].end());
-      double sum = 0.0;
-      for (double v : score[i]) sum += std::exp(v - best);
-      size_t arg = 0;
+      const auto pi = softmax(score[i]);
+      const size_t arg = size_t(std::max_element(pi.begin(), pi.end()) - pi.begin());
       std::vector<std::pair<std::string, float>> probs;
-      for (size_t c = 0; c < names.size(); ++c) {
-        probs.emplace_back(names[c], float(std::exp(score[i][c] - best) / sum));
-        if (score[i][c] > score[i][arg]) arg = c;
-      }
+      for (size_t c = 0; c < names.size(); ++c) probs.emplace_back(names[c], float(pi[c]));
       Decision d = decision_for_category(s, names[arg]);
       d.first_pass_text = std::string(kClassifyAnswerPrefix) + names[arg] + "}";
       d.class_probabilities = std::move(probs);

@@ -1,9 +1,11 @@
 // Evaluation loop: render, tokenize, generate a batch, score, log one line.
 #include "adaptation/evaluate.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
+#include "adaptation/closed_answers.h"
 #include "backbone/generator.h"
 #include "t2/error.h"
 #include "t2/log.h"
@@ -20,6 +22,28 @@ Interval wilson_interval(int64_t successes, int64_t n, double z) {
   return {std::max(0.0, center - half), std::min(1.0, center + half)};
 }
 
+namespace {
+
+// The most likely closed answer of each request, as if generated.
+std::vector<backbone::GenerationResult> pick_closed(
+    const backbone::Model& model, backbone::LinearHook* hook,
+    std::span<const backbone::GenerationRequest> requests,
+    std::span<const std::vector<int32_t>> closed) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& r : requests) prompts.push_back(r.prompt);
+  const auto score = completion_logprobs(model, hook, prompts, closed);
+  std::vector<backbone::GenerationResult> out(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const size_t c = size_t(std::max_element(score[i].begin(), score[i].end()) - score[i].begin());
+    out[i].tokens = closed[c];
+    out[i].text = model.tokenizer().decode(closed[c]);
+    out[i].finish_reason = "stop";
+  }
+  return out;
+}
+
+}  // namespace
+
 EvalResult evaluate(const backbone::Model& model, const Task& task,
                     std::span<const Example> examples, const EvalOptions& options) {
   if (options.batch_size < 1) fail("batch size should be at least 1, found {}", options.batch_size);
@@ -32,6 +56,8 @@ EvalResult evaluate(const backbone::Model& model, const Task& task,
   EvalResult result;
   result.examples.reserve(examples.size());
   backbone::Generator generator(model);
+  std::vector<std::vector<int32_t>> closed;  // a closed answer set is scored, not generated
+  for (const auto& c : task.closed_completions()) closed.push_back(tok.encode(c));
   const auto start = std::chrono::steady_clock::now();
 
   for (size_t first = 0; first < examples.size(); first += size_t(options.batch_size)) {
@@ -40,12 +66,13 @@ EvalResult evaluate(const backbone::Model& model, const Task& task,
     std::vector<backbone::GenerationRequest> requests;
     for (size_t i = first; i < last; ++i) {
       backbone::GenerationRequest req;
-      req.prompt = tok.encode(tok.apply_chat_template(examples[i].messages, true));
+      req.prompt = prompt_ids(tok, examples[i]);
       req.max_tokens = max_tokens;
       req.sampling = {0.0f, 1.0f, 0};  // greedy
       requests.push_back(std::move(req));
     }
-    const auto outputs = generator.generate(requests, options.hook);
+    const auto outputs = closed.empty() ? generator.generate(requests, options.hook)
+                                        : pick_closed(model, options.hook, requests, closed);
 
     for (size_t i = first; i < last; ++i) {
       const auto& out = outputs[i - first];

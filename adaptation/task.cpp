@@ -260,6 +260,7 @@ Task Task::from_examples(BuiltTaskSpec spec) {
   t.description_ = std::move(spec.description);
   t.answer_kind_ = spec.answer;
   t.labels_ = std::move(spec.labels);
+  t.closed_completions_ = std::move(spec.closed_completions);
   t.max_new_tokens_ = spec.max_new_tokens;
   t.built_train_ = std::move(spec.train);
   t.built_validation_ = std::move(spec.validation);
@@ -327,7 +328,14 @@ Example Task::make_example(const Record& r) const {
   return e;
 }
 
-Score Task::score(const Example& e, std::string_view completion) const {
+std::vector<int32_t> prompt_ids(const backbone::Tokenizer& tok, const Example& example) {
+  return tok.encode(tok.apply_chat_template(example.messages, true) + example.answer_prefix);
+}
+
+Score Task::score(const Example& e, std::string_view completion_text) const {
+  const std::string with_prefix =
+      e.answer_prefix.empty() ? std::string() : e.answer_prefix + std::string(completion_text);
+  const std::string_view completion = e.answer_prefix.empty() ? completion_text : with_prefix;
   Score s;
   switch (answer_kind_) {
     case AnswerKind::kNumeric: {

@@ -39,11 +39,18 @@ struct Example {
   std::string id;
   int64_t index = 0;                            // line index in its file
   std::vector<backbone::ChatMessage> messages;  // system (when set) + user
+  // Text the assistant's turn starts with, part of the prompt (the dispatch
+  // task's "Classification: \boxed{"); scoring reads it before the completion.
+  std::string answer_prefix;
   std::string reference;
   std::vector<Choice> choices;
   std::vector<std::string> tests;
   std::string test_setup;
 };
+
+// The prompt token ids of an example: its chat, the assistant's turn opened,
+// then its answer prefix.
+std::vector<int32_t> prompt_ids(const backbone::Tokenizer& tok, const Example& example);
 
 struct Score {
   bool correct = false;
@@ -57,6 +64,9 @@ struct BuiltTaskSpec {
   std::string name, category, description;
   AnswerKind answer = AnswerKind::kBoxed;
   std::vector<std::string> labels;
+  // Non-empty: the only answers (completions after the answer prefix); they are
+  // scored, not generated (closed_answers.h).
+  std::vector<std::string> closed_completions;
   int max_new_tokens = 256;
   std::vector<Example> train, validation;
   std::string train_rule, validation_rule;  // where the examples came from, for logs
@@ -88,6 +98,8 @@ class Task {
   float reward_wrong() const { return reward_wrong_; }
   const SandboxLimits& sandbox() const { return sandbox_; }
   const std::vector<std::string>& labels() const { return labels_; }  // exact tasks
+  // The closed answer set (BuiltTaskSpec::closed_completions); empty: free text.
+  const std::vector<std::string>& closed_completions() const { return closed_completions_; }
   // What a trainer records in the expert it writes (empty for config tasks).
   const nlohmann::json& metadata() const { return metadata_; }
 
@@ -117,6 +129,7 @@ class Task {
   std::string train_path_, validation_path_, test_path_;  // resolved; empty when absent
   bool even_odd_ = true;  // validation = odd indices of train_path_
   std::vector<std::string> labels_;
+  std::vector<std::string> closed_completions_;
   SandboxLimits sandbox_;
   // Built tasks (from_examples): the examples themselves and their provenance.
   bool built_ = false;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "adaptation/closed_answers.h"
 #include "backbone/svf_hook.h"
 #include "t2/error.h"
 #include "t2/log.h"
@@ -205,6 +206,7 @@ std::vector<Rollout> Trainer::rollout(std::span<const Example> examples, std::sp
   if (int64_t(p.size()) != svf_->total_rank()) {
     fail("trainer: p has {} values, the SVF set needs {}", p.size(), svf_->total_rank());
   }
+  if (!task_.closed_completions().empty()) return rollout_closed(examples, p);
   const auto& tok = model_.tokenizer();
   const int K = config_.samples_per_prompt;
   const int max_tokens = config_.max_new_tokens > 0 ? config_.max_new_tokens
@@ -213,7 +215,7 @@ std::vector<Rollout> Trainer::rollout(std::span<const Example> examples, std::sp
   std::vector<Rollout> rollouts;
   std::vector<bb::GenerationRequest> requests;
   for (size_t e = 0; e < examples.size(); ++e) {
-    const auto prompt = tok.encode(tok.apply_chat_template(examples[e].messages, true));
+    const auto prompt = prompt_ids(tok, examples[e]);
     for (int k = 0; k < K; ++k) {
       Rollout r;
       r.example = int64_t(e);
@@ -256,6 +258,55 @@ std::vector<Rollout> Trainer::rollout(std::span<const Example> examples, std::sp
   return rollouts;
 }
 
+std::vector<Rollout> Trainer::rollout_closed(std::span<const Example> examples,
+                                             std::span<const float> p) {
+  const auto& tok = model_.tokenizer();
+  const auto& names = task_.closed_completions();
+  std::vector<std::vector<int32_t>> closed;
+  for (const auto& c : names) closed.push_back(tok.encode(c));
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& e : examples) prompts.push_back(prompt_ids(tok, e));
+
+  auto adapter = bb::Adapter::from_z(*svf_, sigmoid_all(p), "policy");
+  bb::SvfHookOptions options;
+  options.path = bb::SvfPath::kFactored;
+  bb::SvfHook hook(model_, svf_, std::make_shared<bb::MaterializedCache>(0), options);
+  std::vector<Rollout> rollouts;
+  // Prompts in batches of 16 (one forward each, plus one per candidate).
+  for (size_t first = 0; first < examples.size(); first += 16) {
+    const size_t last = std::min(examples.size(), first + 16);
+    hook.set_adapters(std::vector<std::shared_ptr<const bb::Adapter>>(last - first, adapter));
+    const auto score = completion_logprobs(
+        model_, &hook, std::span(prompts).subspan(first, last - first), closed);
+    for (size_t e = first; e < last; ++e) {
+      const auto pi = softmax(score[e - first]);
+      const size_t best = size_t(std::max_element(pi.begin(), pi.end()) - pi.begin());
+      std::vector<float> rewards;
+      std::vector<bool> right;
+      double expected = 0.0;
+      for (size_t c = 0; c < closed.size(); ++c) {
+        const Score s = task_.score(examples[e], names[c]);
+        rewards.push_back(s.reward);
+        right.push_back(s.correct);
+        expected += pi[c] * s.reward;
+      }
+      for (size_t c = 0; c < closed.size(); ++c) {
+        Rollout r;
+        r.example = int64_t(e);
+        r.sample = int(c);
+        r.prompt = prompts[e];
+        r.response = closed[c];
+        r.text = names[c];
+        r.correct = c == best && right[c];  // the policy's greedy answer was right
+        r.reward = c == best ? rewards[c] : 0.0f;
+        r.advantage = float(pi[c] * (rewards[c] - expected));
+        rollouts.push_back(std::move(r));
+      }
+    }
+  }
+  return rollouts;
+}
+
 PolicyGradient Trainer::gradient(std::span<const Rollout> rollouts, std::span<const float> p) {
   const int64_t R = svf_->total_rank();
   if (int64_t(p.size()) != R) {
@@ -268,7 +319,8 @@ PolicyGradient Trainer::gradient(std::span<const Rollout> rollouts, std::span<co
   g.grad.assign(size_t(R), 0.0f);
   std::vector<const Rollout*> active;
   for (const Rollout& r : rollouts) {
-    ++g.samples;
+    // A closed answer set counts each prompt once (its candidates are one sample).
+    if (task_.closed_completions().empty() || r.sample == 0) ++g.samples;
     g.correct += r.correct;
     g.reward_sum += r.reward;
     g.tokens += int64_t(r.response.size());

@@ -95,6 +95,12 @@ class Trainer {
                          uint64_t seed);
 
  private:
+  // A task with a closed answer set: the policy is the softmax pi over the
+  // candidates' log-likelihoods, and its exact REINFORCE gradient
+  //   d E_pi[r] = sum_c pi_c (r_c - E_pi[r]) d log p(c)
+  // comes from one rollout per candidate with advantage pi_c (r_c - E_pi[r]).
+  std::vector<Rollout> rollout_closed(std::span<const Example> examples, std::span<const float> p);
+
   const backbone::Model& model_;
   std::shared_ptr<const backbone::Svf> svf_;
   const Task& task_;

@@ -55,7 +55,7 @@ void run_mixed(const MixedArgs& a) {
   for (const auto& it : items) {
     texts.push_back(adaptation::dispatch_request_text(it.example));
     backbone::GenerationRequest r;
-    r.prompt = tok.encode(tok.apply_chat_template(it.example.messages, true));
+    r.prompt = adaptation::prompt_ids(tok, it.example);
     r.max_tokens = tasks[it.task].max_new_tokens();
     r.sampling = {0.0f, 1.0f, 0};
     requests.push_back(std::move(r));

@@ -100,8 +100,9 @@ json run_shard(Context& ctx, const json& body, const std::function<void(int64_t)
     }
     r.question = messages.empty() ? "" : messages.back().content;
     const bool raw = !chat && item.contains("prompt");
-    r.ids = raw ? tok.encode(item["prompt"].get<std::string>())
-                : tok.encode(tok.apply_chat_template(messages, true));
+    r.ids = raw         ? tok.encode(item["prompt"].get<std::string>())
+            : r.example ? adaptation::prompt_ids(tok, *r.example)
+                        : tok.encode(tok.apply_chat_template(messages, true));
     if (r.max_tokens <= 0) r.max_tokens = 128;
     if (r.question.empty()) r.error = "empty prompt";
     else if (int(r.ids.size()) + 1 >= n_ctx)

@@ -222,9 +222,8 @@ std::vector<std::vector<double>> reference_probabilities(
   backbone::SvfHook hook(*t.model, t.svf);
   std::vector<std::vector<double>> out;
   for (const auto& text : texts) {
-    auto prompt = tok.encode(tok.apply_chat_template(d.classification_prompt(text), true));
-    const auto prefix = tok.encode(kClassifyAnswerPrefix);
-    prompt.insert(prompt.end(), prefix.begin(), prefix.end());
+    const auto prompt = tok.encode(
+        tok.apply_chat_template(d.classification_prompt(text), true) + kClassifyAnswerPrefix);
     std::vector<double> ll;
     for (const auto& c : d.categories()) {
       const auto label = tok.encode(c + "}");
@@ -355,10 +354,16 @@ TEST(DispatchTask, UsesTheDispatchersPromptAndTheTasksSplits) {
   EXPECT_EQ(val[1].messages[0].content,
             d.classification_prompt(dispatch_request_text(arc_val[0]))[0].content);
 
-  // Reward: the first boxed word, as the Dispatcher parses it.
-  EXPECT_TRUE(task.score(train[0], "Classification: \\boxed{ Math }").correct);
-  EXPECT_FALSE(task.score(train[0], "math, I think: \\boxed{reasoning}").correct);
-  EXPECT_FALSE(task.score(train[0], "Classification: math").correct);
+  // The answer starts as pass 1 scores it, after "Classification: \\boxed{"; the
+  // reward reads the first boxed word, as the Dispatcher parses it.
+  for (const auto& ex : train) EXPECT_EQ(ex.answer_prefix, kClassifyAnswerPrefix);
+  const auto& tok = t.model->tokenizer();
+  EXPECT_EQ(prompt_ids(tok, train[0]),
+            tok.encode(tok.apply_chat_template(train[0].messages, true) + kClassifyAnswerPrefix));
+  EXPECT_TRUE(task.score(train[0], " Math }").correct);
+  EXPECT_TRUE(task.score(train[0], "math} because it adds").correct);
+  EXPECT_FALSE(task.score(train[0], "reasoning}").correct);
+  EXPECT_FALSE(task.score(train[0], "math").correct);  // never closed
 
   EXPECT_EQ(classifier_categories({{"task_metadata", task.metadata()}}), d.dispatch_categories());
 
