@@ -4,6 +4,8 @@
 // matrix of prompt / classifier, and pass-1 time as a share of pass-2 time.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <memory>
 
@@ -65,7 +67,17 @@ void run_mixed(const MixedArgs& a) {
   std::map<std::string, std::vector<int64_t>> correct;
   std::vector<int64_t> count(tasks.size(), 0);
   for (const auto& it : items) ++count[it.task];
-  for (const auto& s : strategies) {
+  // A task whose category no registered expert has should be dispatched to "other".
+  const auto known = disp.categories();
+  auto true_class = [&](const adaptation::Task& t) {
+    const std::string c = adaptation::dispatch_label(t.category());
+    return std::find(known.begin(), known.end(), c) != known.end() ? c : std::string("other");
+  };
+  auto log = log::get("adapt");
+  for (size_t si = 0; si < strategies.size(); ++si) {
+    const std::string& s = strategies[si];
+    log->info("eval-mixed: strategy {} ({}/{}): {} requests, both passes", s, si + 1,
+              strategies.size(), items.size());
     std::vector<adaptation::Decision> d;
     if (s == "oracle") {  // the expert of each task's category, else base
       for (const auto& it : items)
@@ -85,10 +97,11 @@ void run_mixed(const MixedArgs& a) {
       c[items[i].task] += tasks[items[i].task].score(items[i].example, out[i].text).correct;
       p1 += d[i].pass1_seconds;
       p2 += d[i].pass2_seconds;
-      confusion[{adaptation::dispatch_label(tasks[items[i].task].category()), d[i].category}]++;
+      confusion[{true_class(tasks[items[i].task]), d[i].category}]++;
     }
     fmt::print("strategy {:<12} pass 1 {:.1f} s, pass 2 {:.1f} s, pass 1 / pass 2 = {:.1f} %\n",
                s, p1, p2, 100.0 * p1 / std::max(p2, 1e-9));
+    log->info("eval-mixed: strategy {} done, pass 1 {:.1f} s, pass 2 {:.1f} s", s, p1, p2);
     if (s == "prompt" || s == "classifier") {
       int64_t hit = 0;
       for (const auto& [k, v] : confusion) {
@@ -100,6 +113,7 @@ void run_mixed(const MixedArgs& a) {
                  100.0 * double(hit) / double(items.size()), hit, items.size(),
                  100.0 * ci.low, 100.0 * ci.high);
     }
+    std::fflush(stdout);  // each strategy's figures as soon as they exist
   }
 
   fmt::print("\n{:<16}", "task");
