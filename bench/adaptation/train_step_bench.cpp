@@ -147,23 +147,27 @@ int main(int argc, char** argv) {
   std::ofstream(spec_path) << spec.dump();
   const char* py = std::getenv("T2_REF_PYTHON");
   const std::string cmd = std::string(py ? py : "/opt/t2ref/bin/python") + " " + T2_SOURCE_DIR +
-                          "/bench/adaptation/train_step_bench_torch.py " + spec_path +
-                          " 2>/dev/null";
-  std::string out;
-  if (FILE* f = popen(cmd.c_str(), "r")) {
+                          "/bench/adaptation/train_step_bench_torch.py " + spec_path;
+  std::string out, all;
+  if (FILE* f = popen((cmd + " 2>&1").c_str(), "r")) {
     char buf[1 << 16];
-    while (fgets(buf, sizeof buf, f)) out = buf;  // the last line is the JSON
+    while (fgets(buf, sizeof buf, f)) {
+      out = buf;  // the last line is the JSON
+      all += buf;
+    }
     pclose(f);
   }
-  std::filesystem::remove(spec_path);
   nlohmann::json torch;
   try {
     torch = nlohmann::json::parse(out);
   } catch (const std::exception&) {
-    std::fprintf(stderr, "the PyTorch peer printed no result (%s); run it by hand: %s\n",
-                 out.c_str(), cmd.c_str());
+    // The spec stays for a run by hand; the peer's own words say what went wrong.
+    const size_t tail = all.size() > 4000 ? all.size() - 4000 : 0;
+    std::fprintf(stderr, "the PyTorch peer printed no result; its output ends:\n%s\n"
+                 "run it by hand: %s\n", all.substr(tail).c_str(), cmd.c_str());
     return 1;
   }
+  std::filesystem::remove(spec_path);
   double best = 1e30;
   for (const char* mode : {"factored", "materialized"}) {
     const auto& m = torch[mode];
