@@ -13,6 +13,16 @@
 
 namespace t2::adaptation {
 
+CemOptions cem_preset(const std::string& name) {
+  CemOptions o;  // the reference settings
+  if (name == "reference") return o;
+  if (name != "small") fail("CEM preset '{}' is unknown (reference or small)", name);
+  o.population = 8;
+  o.elites = 3;
+  o.generations = 4;
+  return o;
+}
+
 CemResult cem_search(int dim, const PopulationFitness& fitness, const CemOptions& o) {
   if (dim < 1) fail("CEM: dimension should be >= 1, found {}", dim);
   if (o.population < 2) fail("CEM: population should be >= 2, found {}", o.population);
@@ -70,8 +80,9 @@ CemResult cem_search(int dim, const PopulationFitness& fitness, const CemOptions
       mean[size_t(d)] = mu;
       stdev[size_t(d)] = std::max(std::sqrt(var / o.elites), o.min_std);
     }
-    log->debug("cem generation {:>3}/{}: best {:.5f}, generation best {:.5f}", g + 1,
-               o.generations, result.best_fitness, f[size_t(order[0])]);
+    log->info("cem generation {}/{}: best {:.5f}, this generation's best {:.5f}, {:.1f} s",
+              g + 1, o.generations, result.best_fitness, f[size_t(order[0])],
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

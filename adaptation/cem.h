@@ -6,10 +6,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace t2::adaptation {
 
+// Defaults are the reference settings (docs/method.md §3); cem_preset("small") is
+// what t2 runs unless told otherwise.
 struct CemOptions {
   int population = 32;
   int elites = 6;
@@ -29,6 +32,14 @@ struct CemResult {
   int64_t evaluations = 0;
   double seconds = 0.0;
 };
+
+// "reference": population 32, 6 elites, 50 generations (the paper's code).
+// "small": population 8, 3 elites, 4 generations. Every member scores all shots
+// through the whole network, so on 2 CPU cores one reference generation (32
+// members x 10 ARC shots) takes minutes and the reference search hours; the
+// genome is one weight per expert, which a few small generations already place.
+// Throws t2::Error for another name.
+CemOptions cem_preset(const std::string& name);
 
 // Higher is better. Called once per generation with the whole population, so the
 // callee can evaluate every member in one batch.

@@ -28,7 +28,8 @@ namespace {
 struct FewshotArgs {
   std::string model, task, experts, experts_dir = "experts", out, split = "train";
   std::string matrix_set = "mlp", cache_dir, tasks_dir, data_root;
-  int shots = 10, population = 32, elites = 6, generations = 50;
+  std::string preset = "small";
+  int shots = 10, population = 0, elites = 0, generations = 0;  // 0: the preset's
   bool per_matrix = false;
   uint64_t seed = 0;
 };
@@ -52,10 +53,10 @@ void run_fewshot(const FewshotArgs& a) {
   for (const auto& e : experts) ex.push_back(e.registered.expert);
 
   adaptation::ShotScorer scorer(model, svf, ex, shots, a.per_matrix);
-  adaptation::CemOptions o;
-  o.population = a.population;
-  o.elites = a.elites;
-  o.generations = a.generations;
+  adaptation::CemOptions o = adaptation::cem_preset(a.preset);
+  if (a.population > 0) o.population = a.population;
+  if (a.elites > 0) o.elites = a.elites;
+  if (a.generations > 0) o.generations = a.generations;
   o.dim_groups = int(ex.size());
   o.seed = a.seed;
   log->info("fewshot {}: {} shots ({} split), {} experts, genome {}, population {}, elites {}, "
@@ -83,7 +84,7 @@ void run_fewshot(const FewshotArgs& a) {
     m.alpha = r.best;
   }
   m.search = {{"shots", shots.size()}, {"split", a.split}, {"population", o.population},
-              {"elites", o.elites}, {"generations", o.generations}, {"seed", a.seed},
+              {"elites", o.elites}, {"generations", o.generations}, {"preset", a.preset}, {"seed", a.seed},
               {"fitness", "mean answer log-likelihood"}, {"best_fitness", r.best_fitness},
               {"initial_fitness", init}, {"seconds", r.seconds}};
   adaptation::mixture_save(a.out, m);
@@ -113,6 +114,10 @@ void add_fewshot_command(CLI::App& app) {
   cmd->add_option("--split", a->split, "Split the shots come from (first N examples)")
       ->check(CLI::IsMember({"train", "validation", "test"}));
   cmd->add_option("--shots", a->shots, "Labelled examples")->check(CLI::Range(1, 1000));
+  cmd->add_option("--preset", a->preset,
+                  "CEM settings: small (population 8, 3 elites, 4 generations) or reference "
+                  "(32, 6, 50: the paper's code); the flags below override single ones")
+      ->check(CLI::IsMember({"small", "reference"}));
   cmd->add_option("--population", a->population, "CEM population")->check(CLI::Range(2, 4096));
   cmd->add_option("--elites", a->elites, "CEM elites")->check(CLI::Range(1, 4096));
   cmd->add_option("--generations", a->generations, "CEM generations")

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <set>
 
+#include "adaptation/cem.h"
 #include "t2/error.h"
 
 namespace t2::coordinator {
@@ -277,9 +278,10 @@ void prepare_fewshot(Fields& f, PreparedJob& job, const SpecContext& ctx) {
   const auto split = split_field(f, "validation");
   s.split = adaptation::split_name(split);
   s.shots = int(f.integer("shots", 10, 1, 200));
-  s.population = int(f.integer("population", 8, 2, 256));
-  s.generations = int(f.integer("generations", 3, 1, 100));
-  s.elites = int(f.integer("elites", 3, 1, 256));
+  const auto cem = adaptation::cem_preset("small");
+  s.population = int(f.integer("population", cem.population, 2, 256));
+  s.generations = int(f.integer("generations", cem.generations, 1, 100));
+  s.elites = int(f.integer("elites", cem.elites, 1, 256));
   if (s.elites > s.population) fail("spec.elites ({}) must not exceed spec.population ({})",
                                     s.elites, s.population);
   s.max_tokens = int(f.integer("max_tokens", 0, 0, 2048));

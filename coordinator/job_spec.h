@@ -69,7 +69,7 @@ struct TrainSettings {
 struct FewshotSettings {
   std::string task, name, split = "validation";
   std::vector<std::string> experts;
-  int shots = 10, population = 8, generations = 3, elites = 3;
+  int shots = 10, population = 0, generations = 0, elites = 0;  // parsed: cem_preset("small")
   int max_tokens = 0;
   uint64_t seed = 0;
 };

@@ -33,10 +33,10 @@ json run_fewshot(Context& ctx, const json& body) {
 
   adaptation::ShotScorer scorer(ctx.model_ptr(), ctx.svf_ptr(), experts, shots);
   const json cem = body.value("cem", json::object());
-  adaptation::CemOptions options;
-  options.population = cem.value("population", 8);
-  options.elites = cem.value("elites", 3);
-  options.generations = cem.value("generations", 3);
+  adaptation::CemOptions options = adaptation::cem_preset("small");
+  options.population = cem.value("population", options.population);
+  options.elites = cem.value("elites", options.elites);
+  options.generations = cem.value("generations", options.generations);
   options.seed = cem.value("seed", uint64_t(0));
   options.dim_groups = int(experts.size());
   const auto result = adaptation::cem_search(

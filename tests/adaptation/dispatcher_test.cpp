@@ -88,6 +88,21 @@ TEST(Cem, ClampsToBox) {
   EXPECT_FLOAT_EQ(r.best[0], 1.0f);
 }
 
+TEST(Cem, PresetsAreTheMethodNotesReferenceAndASmallOne) {
+  const auto ref = cem_preset("reference");  // docs/method.md §3
+  EXPECT_EQ(ref.population, 32);
+  EXPECT_EQ(ref.elites, 6);
+  EXPECT_EQ(ref.generations, 50);
+  EXPECT_DOUBLE_EQ(ref.init_std, 0.5);
+  EXPECT_DOUBLE_EQ(ref.lo, 0.0);
+  EXPECT_DOUBLE_EQ(ref.hi, 1.0);
+  const auto small = cem_preset("small");
+  EXPECT_EQ(small.population, 8);
+  EXPECT_EQ(small.elites, 3);
+  EXPECT_EQ(small.generations, 4);
+  expect_error([] { cem_preset("huge"); }, "unknown");
+}
+
 TEST(Cem, RejectsBadSettings) {
   auto f = [](const std::vector<std::vector<float>>& p) { return std::vector<double>(p.size()); };
   CemOptions o;
@@ -166,15 +181,20 @@ TEST(Mixture, RoundTripsAndRejectsMismatches) {
   expect_error([&] { mixture_load(path, *t.svf); }, "changed since");
 }
 
-TEST(Dispatch, PromptDispatchOnTinyModelReturnsDecisions) {
-  const auto& t = tiny();
+// A dispatcher over two random experts, "math" and "code", on the tiny model.
+Dispatcher math_code_dispatcher(const TinySetup& t, DispatchOptions options) {
   auto math = std::make_shared<backbone::Expert>(
       backbone::expert_init(*t.svf, "math", "gsm8k", 1));
   auto code = std::make_shared<backbone::Expert>(
       backbone::expert_init(*t.svf, "code", "mbpp", 2));
-  Dispatcher d(t.model, t.svf,
-               {{"math", "Math", "word problems", math}, {"code", "code", "python", code}},
-               {4, 8});
+  return Dispatcher(t.model, t.svf,
+                    {{"math", "math", "word problems", math}, {"code", "code", "python", code}},
+                    options);
+}
+
+TEST(Dispatch, PromptDispatchOnTinyModelReturnsDecisions) {
+  const auto& t = tiny();
+  Dispatcher d = math_code_dispatcher(t, {4, 8});
   EXPECT_EQ(d.categories(), (std::vector<std::string>{"math", "code", "other"}));
   // Unknown classes run the base weights, never the last expert used.
   EXPECT_EQ(d.decision_for_category(Strategy::kPrompt, "poetry").adapter, nullptr);
@@ -255,15 +275,10 @@ std::vector<std::vector<double>> reference_probabilities(
 
 TEST(Dispatch, ClassProbabilitiesMatchOneSequenceReference) {
   const auto& t = tiny();
-  auto math = std::make_shared<backbone::Expert>(
-      backbone::expert_init(*t.svf, "math", "gsm8k", 1));
-  auto code = std::make_shared<backbone::Expert>(
-      backbone::expert_init(*t.svf, "code", "mbpp", 2));
   auto classifier = std::make_shared<backbone::Expert>(
       backbone::expert_init(*t.svf, "dispatch", "dispatch", 7));
-  Dispatcher d(t.model, t.svf,
-               {{"math", "math", "word problems", math}, {"code", "code", "python", code}},
-               {2, 8});  // batches of 2: three requests make a full and a partial batch
+  // Batches of 2: three requests make a full and a partial batch.
+  Dispatcher d = math_code_dispatcher(t, {2, 8});
   d.set_classifier(classifier);
   const std::vector<std::string> texts = {"What is 12 times 7?", "write a sort function", "hi"};
   for (const Strategy s : {Strategy::kPrompt, Strategy::kClassifier}) {
