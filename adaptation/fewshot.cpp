@@ -85,28 +85,30 @@ std::vector<double> ShotScorer::score(const std::vector<std::vector<float>>& pop
       caches.emplace_back(model_->config(), int(tokens.back().size()));
       batch_adapters.push_back(adapters[q / shots]);
     }
+    // Logits only from the last prompt token on (the output head is a fifth of
+    // the work per token): row a of a sequence predicts answer token a.
     std::vector<backbone::SequenceInput> inputs;
-    for (size_t i = 0; i < tokens.size(); ++i) inputs.push_back({&caches[i], tokens[i], true});
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const auto p = int64_t(prompts_[(first + i) % shots].size());
+      inputs.push_back({&caches[i], tokens[i], true, p - 1});
+    }
     hook_.set_adapters(batch_adapters);
     forward.run(inputs, logits, &hook_);
 
-    // LIMITATION: logits of prompt positions are computed and dropped; a Forward
-    // option for "logits from position p on" would save that vocab-sized work.
     int64_t row0 = 0;
     for (size_t q = first; q < last; ++q) {
       const size_t s = q % shots;
       const auto& ans = answers_[s];
-      const int64_t p = int64_t(prompts_[s].size());
       double lp = 0.0;
       for (size_t a = 0; a < ans.size(); ++a) {
-        const float* row = logits.data() + (row0 + p - 1 + int64_t(a)) * vocab;
+        const float* row = logits.data() + (row0 + int64_t(a)) * vocab;
         const float mx = *std::max_element(row, row + vocab);
         double sum = 0.0;
         for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v] - mx));
         lp += double(row[ans[a]] - mx) - std::log(sum);
       }
       total[q / shots] += lp / double(ans.size());
-      row0 += int64_t(tokens[q - first].size());
+      row0 += int64_t(ans.size());
     }
     first = last;
   }

@@ -48,8 +48,10 @@ void Forward::run(std::span<const SequenceInput> batch, std::vector<float>& logi
       fail("forward: {} + {} tokens exceed the context length {}", s.cache->length(),
            s.tokens.size(), s.cache->max_length());
     }
+    if (s.first_logit < 0 || s.first_logit >= int64_t(s.tokens.size()))
+      fail("forward: first_logit {} outside the {} new tokens", s.first_logit, s.tokens.size());
     T += int64_t(s.tokens.size());
-    out_rows += s.all_logits ? int64_t(s.tokens.size()) : 1;
+    out_rows += s.all_logits ? int64_t(s.tokens.size()) - s.first_logit : 1;
   }
   for (const SequenceInput& s : batch) s.cache->reserve_more(int(s.tokens.size()));
 
@@ -114,7 +116,8 @@ void Forward::run(std::span<const SequenceInput> batch, std::vector<float>& logi
   rows.reserve(size_t(out_rows));
   for (size_t s = 0; s < batch.size(); ++s) {
     const int64_t n = int64_t(batch[s].tokens.size());
-    for (int64_t i = batch[s].all_logits ? 0 : n - 1; i < n; ++i) rows.push_back(seq_row0_[s] + i);
+    for (int64_t i = batch[s].all_logits ? batch[s].first_logit : n - 1; i < n; ++i)
+      rows.push_back(seq_row0_[s] + i);
   }
   for (size_t i = 0; i < rows.size(); ++i) {
     std::memcpy(&xn_[i * size_t(D)], &h_[size_t(rows[i] * D)], size_t(D) * sizeof(float));

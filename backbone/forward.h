@@ -33,6 +33,7 @@ struct SequenceInput {
   KvCache* cache = nullptr;
   std::span<const int32_t> tokens;  // new tokens, appended at cache->length()
   bool all_logits = false;          // logits for every new token, else the last only
+  int64_t first_logit = 0;          // with all_logits: new tokens before this get none
 };
 
 class Forward {

@@ -17,6 +17,7 @@
 #include "adaptation/registry.h"
 #include "backbone/forward.h"
 #include "backbone/kv_cache.h"
+#include "backbone/svf_hook.h"
 #include "t2/error.h"
 #include "tests/backbone/tiny_gguf.h"
 
@@ -332,6 +333,35 @@ TEST(FewShot, BatchedFitnessMatchesOneByOne) {
   }
   std::printf("batched vs one-by-one fitness: max abs err %.3g\n", max_err);
   EXPECT_LT(max_err, 1e-3);
+
+  // Independent reference for each member: every shot alone, logits of every
+  // position, the answer's tokens read off by hand.
+  const auto& tok = t.model->tokenizer();
+  const int vocab = tok.vocab_size();
+  for (size_t m = 0; m < pop.size(); ++m) {
+    backbone::SvfHook hook(*t.model, t.svf, nullptr, {backbone::SvfPath::kFactored});
+    hook.set_adapters({s.adapter(pop[m])});
+    double fitness = 0.0;
+    for (const auto& shot : shots) {
+      const auto prompt = tok.encode(tok.apply_chat_template(shot.messages, true));
+      const auto answer = tok.encode(shot.reference + "<|im_end|>");
+      std::vector<int32_t> seq = prompt;
+      seq.insert(seq.end(), answer.begin(), answer.end());
+      backbone::KvCache cache(t.model->config(), int(seq.size()));
+      std::vector<float> logits;
+      backbone::SequenceInput in{&cache, seq, true};
+      backbone::Forward(*t.model).run({&in, 1}, logits, &hook);
+      double lp = 0.0;
+      for (size_t a = 0; a < answer.size(); ++a) {
+        const float* row = logits.data() + (prompt.size() - 1 + a) * size_t(vocab);
+        double z = 0.0;
+        for (int v = 0; v < vocab; ++v) z += std::exp(double(row[v]));
+        lp += double(row[answer[a]]) - std::log(z);
+      }
+      fitness += lp / double(answer.size()) / double(shots.size());
+    }
+    EXPECT_NEAR(all[m], fitness, 1e-3) << "member " << m;
+  }
 }
 
 TaskPaths source_tasks() { return {std::string(T2_SOURCE_DIR) + "/configs/tasks", ""}; }

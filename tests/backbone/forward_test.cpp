@@ -13,6 +13,7 @@
 #include "backbone/forward.h"
 #include "backbone/generator.h"
 #include "backbone/model.h"
+#include "t2/error.h"
 #include "tests/backbone/tiny_gguf.h"
 
 namespace t2::backbone {
@@ -221,6 +222,37 @@ TEST_F(TinyForward, LongPrefillsAfterAPrefixMatchTheReference) {
         << "position " << 20 + p;
   }
   EXPECT_LT(max_abs_diff(&logits[71 * size_t(test::kTinyVocab)], ref.logits(c).back()), 1e-4);
+}
+
+TEST_F(TinyForward, FirstLogitSkipsTheLeadingRowsOfASequence) {
+  test::TinyLlamaSpec spec;
+  const auto model = Model::load(write(spec, "first_logit.gguf"));
+  const RefModel ref{tiny_, spec};
+  std::vector<int32_t> a, b;
+  for (int i = 0; i < 30; ++i) a.push_back(3 + (i * 41) % 260);
+  for (int i = 0; i < 12; ++i) b.push_back(5 + (i * 19) % 250);
+  Forward fwd(*model);
+  KvCache ca(model->config()), cb(model->config());
+  std::vector<float> logits;
+  // a: logits of its last 5 tokens only; b: all of its 12.
+  std::vector<SequenceInput> batch{{&ca, a, true, 25}, {&cb, b, true}};
+  fwd.run(batch, logits);
+  ASSERT_EQ(logits.size(), size_t(5 + 12) * test::kTinyVocab);
+  const auto want_a = ref.logits(a), want_b = ref.logits(b);
+  for (int p = 0; p < 5; ++p) {
+    EXPECT_LT(max_abs_diff(&logits[size_t(p) * test::kTinyVocab], want_a[size_t(25 + p)]), 1e-4)
+        << "position " << 25 + p;
+  }
+  for (int p = 0; p < 12; ++p) {
+    EXPECT_LT(max_abs_diff(&logits[size_t(5 + p) * test::kTinyVocab], want_b[size_t(p)]), 1e-4)
+        << "position " << p;
+  }
+  KvCache cc(model->config());
+  for (int64_t bad : {int64_t(-1), int64_t(a.size())}) {
+    SequenceInput in{&cc, a, true, bad};
+    EXPECT_THROW(fwd.run({&in, 1}, logits), t2::Error) << "first_logit " << bad;
+    EXPECT_EQ(cc.length(), 0) << "a refused run must not touch the cache";
+  }
 }
 
 TEST_F(TinyForward, QuantizedKernelsAgreeWithF32Path) {
