@@ -141,39 +141,33 @@ Decision Dispatcher::decision_for_category(Strategy s, const std::string& catego
 }
 
 std::vector<Decision> Dispatcher::classify(Strategy s, std::span<const std::string> requests) {
-  const auto& tok = model_->tokenizer();
   if (s == Strategy::kClassifier && !classifier_adapter_)
     fail("--adapt classifier needs a classification expert (--classifier FILE, trained "
          "with `t2 train --task dispatch`)");
   // Pass 1 is constrained to the answer format: the assistant's turn starts with
   // "Classification: \boxed{" and each category's "NAME}" is scored; the class
-  // probabilities are the softmax of those log-likelihoods. Free text from a small
+  // probabilities are the softmax of those log-likelihoods (for prompt dispatch,
+  // calibrated: see DispatchOptions::calibrate). Free text from a small
   // model rarely keeps the format, so a label it never writes would send every
   // request to "other".
   const auto names = categories();
-  std::vector<std::vector<int32_t>> labels;  // per category: "NAME}" tokens
-  for (const auto& c : names) labels.push_back(tok.encode(c + "}"));
-
   backbone::LinearHook* hook = s == Strategy::kClassifier ? &hook_ : nullptr;
+  const bool calibrate = s == Strategy::kPrompt && options_.calibrate;
+  if (calibrate && prompt_prior_.empty()) {
+    const std::string content_free[] = {"N/A"};
+    prompt_prior_ = score_categories(nullptr, content_free, 0)[0];
+  }
   std::vector<Decision> out;
   for (size_t first = 0; first < requests.size(); first += size_t(options_.batch_size)) {
     const size_t last = std::min(requests.size(), first + size_t(options_.batch_size));
     const size_t n = last - first;
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<std::vector<int32_t>> prompts;
-    for (size_t i = first; i < last; ++i) {
-      prompts.push_back(tok.encode(
-          tok.apply_chat_template(classification_prompt(requests[i]), true) +
-          kClassifyAnswerPrefix));
-      if (int64_t(prompts.back().size()) + options_.classify_max_tokens > model_->config().n_ctx)
-        fail("request {}: its pass-1 classification prompt is {} tokens, with {} more it "
-             "exceeds the context of {}; shorten the request", i, prompts.back().size(),
-             options_.classify_max_tokens, model_->config().n_ctx);
-    }
     if (hook) hook_.set_adapters(std::vector(n, classifier_adapter_));
-    const auto score = completion_logprobs(*model_, hook, prompts, labels);
+    auto score = score_categories(hook, requests.subspan(first, n), first);
     const double share = seconds_since(t0) / double(n);
     for (size_t i = 0; i < n; ++i) {
+      if (calibrate)
+        for (size_t c = 0; c < names.size(); ++c) score[i][c] -= prompt_prior_[c];
       const auto pi = softmax(score[i]);
       const size_t arg = size_t(std::max_element(pi.begin(), pi.end()) - pi.begin());
       std::vector<std::pair<std::string, float>> probs;
@@ -186,6 +180,24 @@ std::vector<Decision> Dispatcher::classify(Strategy s, std::span<const std::stri
     }
   }
   return out;
+}
+
+std::vector<std::vector<double>> Dispatcher::score_categories(
+    backbone::LinearHook* hook, std::span<const std::string> requests,
+    size_t index_offset) const {
+  const auto& tok = model_->tokenizer();
+  std::vector<std::vector<int32_t>> labels;  // per category: "NAME}" tokens
+  for (const auto& c : categories()) labels.push_back(tok.encode(c + "}"));
+  std::vector<std::vector<int32_t>> prompts;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    prompts.push_back(tok.encode(tok.apply_chat_template(classification_prompt(requests[i]), true) +
+                                 kClassifyAnswerPrefix));
+    if (int64_t(prompts.back().size()) + options_.classify_max_tokens > model_->config().n_ctx)
+      fail("request {}: its pass-1 classification prompt is {} tokens, with {} more it "
+           "exceeds the context of {}; shorten the request", index_offset + i,
+           prompts.back().size(), options_.classify_max_tokens, model_->config().n_ctx);
+  }
+  return completion_logprobs(*model_, hook, prompts, labels);
 }
 
 std::vector<Decision> Dispatcher::decide(const AdaptSpec& spec,

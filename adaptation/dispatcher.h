@@ -62,6 +62,11 @@ struct Decision {
 struct DispatchOptions {
   int batch_size = 16;         // requests per pass-1 batch
   int classify_max_tokens = kClassifyMaxTokens;  // pass-1 room kept in the context
+  // Prompt strategy: contextual calibration (Zhao et al., 2021). A small model
+  // prefers some category names whatever the request says; each category's
+  // log-likelihood for the request has its log-likelihood for the content-free
+  // request "N/A" subtracted before the softmax.
+  bool calibrate = true;
 };
 
 class Dispatcher {
@@ -102,6 +107,11 @@ class Dispatcher {
  private:
   std::shared_ptr<const backbone::Adapter> adapter_of(std::span<const MixtureWeight> mix);
   std::vector<Decision> classify(Strategy s, std::span<const std::string> requests);
+  // Per category: the log-likelihood of "NAME}" after the classification prompts
+  // of `requests`, with the hook's adapters as set (null: base weights).
+  std::vector<std::vector<double>> score_categories(backbone::LinearHook* hook,
+                                                    std::span<const std::string> requests,
+                                                    size_t index_offset) const;
 
   std::shared_ptr<const backbone::Model> model_;
   std::shared_ptr<const backbone::Svf> svf_;
@@ -111,6 +121,7 @@ class Dispatcher {
   std::vector<MixtureWeight> mixture_;
   std::vector<std::shared_ptr<const backbone::Adapter>> expert_adapters_;
   std::shared_ptr<const backbone::Adapter> classifier_adapter_, mixture_adapter_;
+  std::vector<double> prompt_prior_;  // calibration: scores of "N/A", computed once
   backbone::SvfHook hook_;
   backbone::Generator generator_;
 };

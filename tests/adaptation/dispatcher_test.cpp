@@ -233,10 +233,10 @@ TEST(Dispatch, PromptDispatchOnTinyModelReturnsDecisions) {
 
 // Pass 1's class probabilities, from the batched prompt-then-labels scoring with
 // cache rewinds, equal a one-sequence-at-a-time reference: the whole text
-// (prompt, answer prefix, label) run fresh, its label tokens' log-softmax summed,
-// then normalized over the categories. Base weights for prompt dispatch, the
-// classification expert's adapter for the classifier strategy.
-std::vector<std::vector<double>> reference_probabilities(
+// (prompt, answer prefix, label) run fresh, its label tokens' log-softmax summed
+// (reference_scores), then normalized over the categories. Base weights for
+// prompt dispatch, the classification expert's adapter for the classifier strategy.
+std::vector<std::vector<double>> reference_scores(
     const TinySetup& t, const Dispatcher& d, std::span<const std::string> texts,
     std::shared_ptr<const backbone::Adapter> adapter) {
   const auto& tok = t.model->tokenizer();
@@ -266,28 +266,46 @@ std::vector<std::vector<double>> reference_probabilities(
       }
       ll.push_back(sum_ll);
     }
-    double z = 0.0;
-    for (double v : ll) z += std::exp(v);
-    for (double& v : ll) v = std::exp(v) / z;
     out.push_back(ll);
   }
   return out;
+}
+
+// softmax(scores - prior), by hand.
+std::vector<double> normalized(std::vector<double> scores, const std::vector<double>& prior) {
+  double z = 0.0;
+  for (size_t c = 0; c < scores.size(); ++c) z += std::exp(scores[c] - prior[c]);
+  for (size_t c = 0; c < scores.size(); ++c) scores[c] = std::exp(scores[c] - prior[c]) / z;
+  return scores;
 }
 
 TEST(Dispatch, ClassProbabilitiesMatchOneSequenceReference) {
   const auto& t = tiny();
   auto classifier = std::make_shared<backbone::Expert>(
       backbone::expert_init(*t.svf, "dispatch", "dispatch", 7));
-  // Batches of 2: three requests make a full and a partial batch.
-  Dispatcher d = math_code_dispatcher(t, {2, 8});
-  d.set_classifier(classifier);
   const std::vector<std::string> texts = {"What is 12 times 7?", "write a sort function", "hi"};
-  for (const Strategy s : {Strategy::kPrompt, Strategy::kClassifier}) {
-    SCOPED_TRACE(strategy_name(s));
+  // Prompt dispatch without and with calibration (the prior: the scores of "N/A"),
+  // then the classifier (never calibrated).
+  for (const auto& [s, calibrate] : {std::pair{Strategy::kPrompt, false},
+                                     std::pair{Strategy::kPrompt, true},
+                                     std::pair{Strategy::kClassifier, true}}) {
+    SCOPED_TRACE(std::string(strategy_name(s)) + (calibrate ? " calibrated" : ""));
+    // Batches of 2: three requests make a full and a partial batch.
+    Dispatcher d = math_code_dispatcher(t, {2, 8, calibrate});
+    d.set_classifier(classifier);
     const auto decisions = d.decide({s, ""}, texts);
-    const auto ref = reference_probabilities(
-        t, d, texts,
-        s == Strategy::kClassifier ? backbone::Adapter::from_expert(*t.svf, *classifier) : nullptr);
+    const auto adapter =
+        s == Strategy::kClassifier ? backbone::Adapter::from_expert(*t.svf, *classifier) : nullptr;
+    const auto scores = reference_scores(t, d, texts, adapter);
+    std::vector<double> prior(3, 0.0);
+    if (s == Strategy::kPrompt && calibrate)
+    {
+      prior = reference_scores(t, d, std::vector<std::string>{"N/A"}, nullptr)[0];
+      // The prior differs between categories, so calibration changes the answer.
+      EXPECT_GT(std::abs(prior[1] - prior[0]) + std::abs(prior[2] - prior[0]), 1e-3);
+    }
+    std::vector<std::vector<double>> ref;
+    for (const auto& sc : scores) ref.push_back(normalized(sc, prior));
     ASSERT_EQ(decisions.size(), texts.size());
     for (size_t i = 0; i < texts.size(); ++i) {
       const auto& probs = decisions[i].class_probabilities;

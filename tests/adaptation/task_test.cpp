@@ -64,7 +64,7 @@ INSTANTIATE_TEST_SUITE_P(
                     TaskCase{"arc_easy", "reasoning", AnswerKind::kChoice, 594, 594, 570},
                     TaskCase{"arc_challenge", "reasoning", AnswerKind::kChoice, 150, 149, 0},
                     TaskCase{"mbpp", "code", AnswerKind::kCode, 187, 187, 90},
-                    TaskCase{"sst2", "classification", AnswerKind::kExact, 218, 218, 0},
+                    TaskCase{"sst2", "sentiment", AnswerKind::kExact, 218, 218, 0},
                     TaskCase{"boolq", "reading", AnswerKind::kExact, 818, 817, 0},
                     TaskCase{"copa", "reasoning", AnswerKind::kChoice, 25, 25, 0},
                     TaskCase{"rte", "reading", AnswerKind::kExact, 70, 69, 0}),
