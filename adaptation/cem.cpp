@@ -30,6 +30,12 @@ CemResult cem_search(int dim, const PopulationFitness& fitness, const CemOptions
     fail("CEM: elites should be in [1, population = {}], found {}", o.population, o.elites);
   if (o.generations < 1) fail("CEM: generations should be >= 1, found {}", o.generations);
   if (!(o.lo < o.hi)) fail("CEM: bounds [{}, {}] are empty", o.lo, o.hi);
+  if (o.initial_points.size() > size_t(o.population))
+    fail("CEM: {} initial points do not fit a population of {}", o.initial_points.size(),
+         o.population);
+  for (const auto& p : o.initial_points)
+    if (p.size() != size_t(dim))
+      fail("CEM: an initial point has {} values, expected the dimension {}", p.size(), dim);
 
   auto log = log::get("adapt");
   const auto t0 = std::chrono::steady_clock::now();
@@ -46,6 +52,12 @@ CemResult cem_search(int dim, const PopulationFitness& fitness, const CemOptions
     for (int m = 0; m < o.population; ++m) {
       if (m == 0 && !result.best.empty()) {  // elitism: keep the best so far
         pop[0] = result.best;
+        continue;
+      }
+      if (g == 0 && size_t(m) < o.initial_points.size()) {
+        for (int d = 0; d < dim; ++d)
+          pop[size_t(m)][size_t(d)] =
+              float(std::clamp(double(o.initial_points[size_t(m)][size_t(d)]), o.lo, o.hi));
         continue;
       }
       for (int d = 0; d < dim; ++d)

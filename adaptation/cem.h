@@ -23,6 +23,9 @@ struct CemOptions {
   double lo = 0.0, hi = 1.0;
   double min_std = 1e-3;    // floor, so the search never freezes completely
   uint64_t seed = 0;
+  // Points evaluated as the first members of generation 1 (clamped to the box),
+  // e.g. all zeros = no expert: the search then never returns worse than it.
+  std::vector<std::vector<float>> initial_points;
 };
 
 struct CemResult {

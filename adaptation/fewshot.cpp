@@ -116,4 +116,12 @@ std::vector<double> ShotScorer::score(const std::vector<std::vector<float>>& pop
   return total;
 }
 
+CemResult ShotScorer::search(CemOptions options) {
+  options.dim_groups = int(experts_.size());
+  options.initial_points.insert(options.initial_points.begin(),
+                                std::vector<float>(size_t(genome_size()), 0.0f));
+  return cem_search(genome_size(), [&](const auto& population) { return score(population); },
+                    options);
+}
+
 }  // namespace t2::adaptation

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "adaptation/cem.h"
 #include "adaptation/task.h"
 #include "backbone/expert.h"
 #include "backbone/model.h"
@@ -32,6 +33,10 @@ class ShotScorer {
   std::shared_ptr<const backbone::Adapter> adapter(std::span<const float> genome) const;
   // Per genome: mean over shots of the answer's mean per-token log-probability.
   std::vector<double> score(const std::vector<std::vector<float>>& population);
+  // CEM over this scorer's genomes (one alpha per expert, or per expert and
+  // matrix), the base weights (all alphas 0) among the first generation, so the
+  // mixture found never scores below the unadapted model on the shots.
+  CemResult search(CemOptions options);
 
  private:
   std::shared_ptr<const backbone::Model> model_;

@@ -57,17 +57,16 @@ void run_fewshot(const FewshotArgs& a) {
   if (a.population > 0) o.population = a.population;
   if (a.elites > 0) o.elites = a.elites;
   if (a.generations > 0) o.generations = a.generations;
-  o.dim_groups = int(ex.size());
   o.seed = a.seed;
   log->info("fewshot {}: {} shots ({} split), {} experts, genome {}, population {}, elites {}, "
             "generations {}, fitness = mean answer log-likelihood", task.name(), shots.size(),
             a.split, ex.size(), scorer.genome_size(), o.population, o.elites, o.generations);
 
-  const auto r = adaptation::cem_search(scorer.genome_size(), [&](const auto& pop) {
-    return scorer.score(pop);
-  }, o);
-  const double init = scorer.score({std::vector<float>(size_t(scorer.genome_size()),
-                                                       float(1.0 / double(ex.size())))})[0];
+  const auto r = scorer.search(o);
+  const auto reference_points = scorer.score(
+      {std::vector<float>(size_t(scorer.genome_size()), 0.0f),
+       std::vector<float>(size_t(scorer.genome_size()), float(1.0 / double(ex.size())))});
+  const double base = reference_points[0], init = reference_points[1];
 
   adaptation::Mixture m;
   m.task = task.name();
@@ -86,14 +85,17 @@ void run_fewshot(const FewshotArgs& a) {
   m.search = {{"shots", shots.size()}, {"split", a.split}, {"population", o.population},
               {"elites", o.elites}, {"generations", o.generations}, {"preset", a.preset}, {"seed", a.seed},
               {"fitness", "mean answer log-likelihood"}, {"best_fitness", r.best_fitness},
-              {"initial_fitness", init}, {"seconds", r.seconds}};
+              {"initial_fitness", init}, {"base_fitness", base}, {"seconds", r.seconds}};
   adaptation::mixture_save(a.out, m);
 
   fmt::print("task       {} ({} shots from {})\n", task.name(), shots.size(), a.split);
   fmt::print("search     CEM pop {} elites {} generations {}: {:.1f} s, {} evaluations\n",
              o.population, o.elites, o.generations, r.seconds, r.evaluations);
-  fmt::print("fitness    initial mean (alpha = 1/K) {:.4f}, best {:.4f}\n", init,
-             r.best_fitness);
+  fmt::print("fitness    base weights (alpha = 0) {:.4f}, initial mean (alpha = 1/K) {:.4f}, "
+             "best {:.4f}\n", base, init, r.best_fitness);
+  if (std::all_of(r.best.begin(), r.best.end(), [](float x) { return x == 0.0f; }))
+    fmt::print("           no mixture beats the base weights on these shots: the mixture "
+               "runs the base model\n");
   if (!a.per_matrix)
     for (size_t i = 0; i < k; ++i)
       fmt::print("alpha      {:<20} {:.3f}\n", experts[i].registered.name, m.alpha[i]);

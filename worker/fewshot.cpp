@@ -38,11 +38,7 @@ json run_fewshot(Context& ctx, const json& body) {
   options.elites = cem.value("elites", options.elites);
   options.generations = cem.value("generations", options.generations);
   options.seed = cem.value("seed", uint64_t(0));
-  options.dim_groups = int(experts.size());
-  const auto result = adaptation::cem_search(
-      scorer.genome_size(), [&](const std::vector<std::vector<float>>& population) {
-        return scorer.score(population);
-      }, options);
+  const auto result = scorer.search(options);
 
   json alpha = json::object();
   for (size_t k = 0; k < names.size(); ++k) alpha[names[k]] = result.best[k];

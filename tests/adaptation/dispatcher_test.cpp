@@ -89,6 +89,31 @@ TEST(Cem, ClampsToBox) {
   EXPECT_FLOAT_EQ(r.best[0], 1.0f);
 }
 
+// A spike at the corner (0, 0) that samples around the initial mean 0.5 almost
+// never hit: given as an initial point, generation 1 evaluates it and it wins.
+TEST(Cem, InitialPointsAreEvaluatedFirst) {
+  std::vector<std::vector<float>> first_generation;
+  auto fitness = [&](const std::vector<std::vector<float>>& pop) {
+    if (first_generation.empty()) first_generation = pop;
+    std::vector<double> f;
+    for (const auto& p : pop) f.push_back(p[0] == 0.0f && p[1] == 0.0f ? 1.0 : -p[0] - p[1] + 0.5);
+    return f;
+  };
+  CemOptions o = cem_preset("small");
+  o.initial_points = {{0.0f, 0.0f}, {0.7f, 3.0f}};  // the second is clamped into the box
+  const auto r = cem_search(2, fitness, o);
+  ASSERT_EQ(first_generation.size(), 8u);
+  EXPECT_EQ(first_generation[0], (std::vector<float>{0.0f, 0.0f}));
+  EXPECT_EQ(first_generation[1], (std::vector<float>{0.7f, 1.0f}));
+  EXPECT_EQ(r.best, (std::vector<float>{0.0f, 0.0f}));
+  EXPECT_DOUBLE_EQ(r.best_fitness, 1.0);
+
+  o.initial_points = {{0.0f}};
+  expect_error([&] { cem_search(2, fitness, o); }, "dimension");
+  o.initial_points.assign(9, {0.0f, 0.0f});
+  expect_error([&] { cem_search(2, fitness, o); }, "population");
+}
+
 TEST(Cem, PresetsAreTheMethodNotesReferenceAndASmallOne) {
   const auto ref = cem_preset("reference");  // docs/method.md §3
   EXPECT_EQ(ref.population, 32);
