@@ -69,6 +69,7 @@ CemResult cem_search(int dim, const PopulationFitness& fitness, const CemOptions
     if (f.size() != pop.size())
       fail("CEM: fitness returned {} values for a population of {}", f.size(), pop.size());
     result.evaluations += o.population;
+    if (g == 0) result.initial_fitness.assign(f.begin(), f.begin() + long(o.initial_points.size()));
 
     std::vector<int> order(size_t(o.population));
     std::iota(order.begin(), order.end(), 0);

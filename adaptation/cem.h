@@ -29,6 +29,7 @@ struct CemOptions {
 };
 
 struct CemResult {
+  std::vector<double> initial_fitness;  // of options.initial_points, in order
   std::vector<float> best;
   double best_fitness = 0.0;
   std::vector<double> best_per_generation;

@@ -35,7 +35,9 @@ class ShotScorer {
   std::vector<double> score(const std::vector<std::vector<float>>& population);
   // CEM over this scorer's genomes (one alpha per expert, or per expert and
   // matrix), the base weights (all alphas 0) among the first generation, so the
-  // mixture found never scores below the unadapted model on the shots.
+  // mixture found never scores below the unadapted model on the shots. The base
+  // is the first of the result's initial points (initial_fitness[0]), then
+  // options.initial_points.
   CemResult search(CemOptions options);
 
  private:

@@ -58,15 +58,15 @@ void run_fewshot(const FewshotArgs& a) {
   if (a.elites > 0) o.elites = a.elites;
   if (a.generations > 0) o.generations = a.generations;
   o.seed = a.seed;
+  // The even mixture (every alpha 1/K, CEM's first mean) is scored for the report.
+  o.initial_points = {std::vector<float>(size_t(scorer.genome_size()),
+                                         float(1.0 / double(ex.size())))};
   log->info("fewshot {}: {} shots ({} split), {} experts, genome {}, population {}, elites {}, "
             "generations {}, fitness = mean answer log-likelihood", task.name(), shots.size(),
             a.split, ex.size(), scorer.genome_size(), o.population, o.elites, o.generations);
 
   const auto r = scorer.search(o);
-  const auto reference_points = scorer.score(
-      {std::vector<float>(size_t(scorer.genome_size()), 0.0f),
-       std::vector<float>(size_t(scorer.genome_size()), float(1.0 / double(ex.size())))});
-  const double base = reference_points[0], init = reference_points[1];
+  const double base = r.initial_fitness[0], init = r.initial_fitness[1];
 
   adaptation::Mixture m;
   m.task = task.name();
@@ -83,7 +83,8 @@ void run_fewshot(const FewshotArgs& a) {
     m.alpha = r.best;
   }
   m.search = {{"shots", shots.size()}, {"split", a.split}, {"population", o.population},
-              {"elites", o.elites}, {"generations", o.generations}, {"preset", a.preset}, {"seed", a.seed},
+              {"elites", o.elites}, {"generations", o.generations}, {"preset", a.preset},
+              {"seed", a.seed},
               {"fitness", "mean answer log-likelihood"}, {"best_fitness", r.best_fitness},
               {"initial_fitness", init}, {"base_fitness", base}, {"seconds", r.seconds}};
   adaptation::mixture_save(a.out, m);

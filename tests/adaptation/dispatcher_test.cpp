@@ -107,6 +107,9 @@ TEST(Cem, InitialPointsAreEvaluatedFirst) {
   EXPECT_EQ(first_generation[1], (std::vector<float>{0.7f, 1.0f}));
   EXPECT_EQ(r.best, (std::vector<float>{0.0f, 0.0f}));
   EXPECT_DOUBLE_EQ(r.best_fitness, 1.0);
+  ASSERT_EQ(r.initial_fitness.size(), 2u);
+  EXPECT_DOUBLE_EQ(r.initial_fitness[0], 1.0);
+  EXPECT_NEAR(r.initial_fitness[1], -0.7 - 1.0 + 0.5, 1e-6);
 
   o.initial_points = {{0.0f}};
   expect_error([&] { cem_search(2, fitness, o); }, "dimension");
@@ -405,6 +408,16 @@ TEST(FewShot, BatchedFitnessMatchesOneByOne) {
     }
     EXPECT_NEAR(all[m], fitness, 1e-3) << "member " << m;
   }
+
+  // The search scores the base weights (all alphas 0) first, then the caller's points.
+  CemOptions o = cem_preset("small");
+  o.generations = 1;
+  o.initial_points = {pop[2]};
+  const auto r = s.search(o);
+  ASSERT_EQ(r.initial_fitness.size(), 2u);
+  EXPECT_NEAR(r.initial_fitness[0], s.score({{0.f, 0.f}})[0], 1e-6);
+  EXPECT_NEAR(r.initial_fitness[1], all[2], 1e-3);
+  EXPECT_GE(r.best_fitness, r.initial_fitness[0]);
 }
 
 TaskPaths source_tasks() { return {std::string(T2_SOURCE_DIR) + "/configs/tasks", ""}; }
